@@ -1,0 +1,9 @@
+//! Per-core flow state: the flow table and the source-port allocator.
+
+pub mod key;
+pub mod ports;
+pub mod table;
+
+pub use key::FlowKey;
+pub use ports::SourcePortAllocator;
+pub use table::{FlowEntry, FlowState, FlowTable, InsertOutcome, NatAction, SlotId};

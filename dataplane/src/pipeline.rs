@@ -1,0 +1,448 @@
+//! One packet through the forwarding path, top to bottom:
+//!
+//! parse → flow lookup → (miss) VIP lookup → backend choice → flow insert →
+//! NAT rewrite with incremental checksums → verdict (which port, or the slow
+//! path, or a counted drop).
+//!
+//! The pipeline owns the core's flow table and source ports; it reads the
+//! snapshot it is given and never blocks, allocates, or calls the system.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::flow::{FlowKey, FlowState, FlowTable, NatAction, SourcePortAllocator};
+use crate::stats::{Counters, DropReason};
+use crate::tables::{proto, Addr, PortId, Service, Snapshot};
+use crate::wire::checksum::{update_16, update_4, update_u16, update_udp};
+use crate::wire::{parse_l2, EtherType, IpProtocol, Ipv4Packet, Ipv6Packet, TcpFlags, TcpPacket, UdpPacket};
+
+/// What to do with a packet after [`Pipeline::process`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Rewritten; send it out of this port.
+    Forward(PortId),
+    /// For the appliance itself (ARP, ICMP, its own addresses): hand it to
+    /// the slow path unchanged.
+    SlowPath,
+    /// Dropped; already counted under the reason.
+    Drop(DropReason),
+}
+
+/// Idle timeouts, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP before the backend has answered.
+    pub tcp_new: u32,
+    /// TCP with both directions seen.
+    pub tcp_open: u32,
+    /// TCP after FIN or RST.
+    pub tcp_closing: u32,
+    pub udp: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        // kube-proxy sets conntrack's established timeout to a day; a closing
+        // flow only needs to outlive the last retransmitted FIN/ACK.
+        Timeouts { tcp_new: 30, tcp_open: 86_400, tcp_closing: 30, udp: 30 }
+    }
+}
+
+/// A core's pipeline settings.
+#[derive(Clone, Copy, Debug)]
+pub struct PipelineConfig {
+    /// This core's index and the number of worker cores (for source ports).
+    pub core: usize,
+    pub cores: usize,
+    /// Flow table entries (two per NAT flow).
+    pub flow_capacity: usize,
+    /// Range of source ports for masqueraded flows, shared out among cores.
+    pub source_ports: (u16, u16),
+    pub timeouts: Timeouts,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> PipelineConfig {
+        PipelineConfig {
+            core: 0,
+            cores: 1,
+            flow_capacity: 1 << 18,
+            source_ports: (1024, 65535),
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// Where the headers of a parsed packet are, and its flow key.
+struct Headers {
+    l3: usize,
+    v4: bool,
+    key: FlowKey,
+    tcp_flags: u8,
+}
+
+const TCP_FIN: u8 = TcpFlags::FIN;
+const TCP_SYN: u8 = TcpFlags::SYN;
+const TCP_RST: u8 = TcpFlags::RST;
+const TCP_ACK: u8 = TcpFlags::ACK;
+
+/// How many source ports to try before a new flow is dropped.
+const SOURCE_PORT_TRIES: u32 = 16;
+
+pub struct Pipeline {
+    flows: FlowTable,
+    source_ports: SourcePortAllocator,
+    timeouts: Timeouts,
+    pub counters: Counters,
+}
+
+impl Pipeline {
+    pub fn new(config: &PipelineConfig) -> Pipeline {
+        Pipeline {
+            flows: FlowTable::new(config.flow_capacity),
+            source_ports: SourcePortAllocator::new(
+                config.source_ports.0,
+                config.source_ports.1,
+                config.core,
+                config.cores,
+            ),
+            timeouts: config.timeouts,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn flows(&self) -> &FlowTable {
+        &self.flows
+    }
+
+    #[inline]
+    fn drop(&mut self, reason: DropReason) -> Verdict {
+        self.counters.drop(reason);
+        Verdict::Drop(reason)
+    }
+
+    /// Processes one frame received on `ingress` at second `now`.
+    #[inline]
+    pub fn process(&mut self, snap: &Snapshot, ingress: PortId, frame: &mut [u8], now: u32) -> Verdict {
+        let headers = match parse(frame) {
+            Ok(h) => h,
+            Err(Parsed::SlowPath) => return Verdict::SlowPath,
+            Err(Parsed::Drop(reason)) => return self.drop(reason),
+        };
+
+        let hash = headers.key.hash();
+        let action = match self.flows.lookup(&headers.key, hash, now) {
+            Some(slot) => match self.flows.get(slot) {
+                Some(entry) => {
+                    let state = next_state(entry.state, entry.is_reply, headers.tcp_flags, headers.key.proto);
+                    let action = entry.action;
+                    self.flows.touch(slot, state, now.saturating_add(self.timeout(state, headers.key.proto)));
+                    action
+                }
+                None => return self.drop(DropReason::NoService),
+            },
+            None => {
+                if snap.is_local(&headers.key.dst) {
+                    return Verdict::SlowPath;
+                }
+                let service_key = crate::tables::ServiceKey {
+                    vip: headers.key.dst,
+                    port: headers.key.dst_port,
+                    proto: headers.key.proto,
+                };
+                let Some(service) = snap.service(&service_key) else {
+                    return self.drop(DropReason::NoService);
+                };
+                match self.new_flow(snap, service, ingress, frame, &headers, hash, now) {
+                    Ok(action) => action,
+                    Err(reason) => return self.drop(reason),
+                }
+            }
+        };
+
+        if !rewrite(frame, &headers, &action) {
+            return self.drop(DropReason::TtlExpired);
+        }
+        Verdict::Forward(action.tx_port)
+    }
+
+    #[inline]
+    fn timeout(&self, state: FlowState, protocol: u8) -> u32 {
+        if protocol != proto::TCP {
+            return self.timeouts.udp;
+        }
+        match state {
+            FlowState::New => self.timeouts.tcp_new,
+            FlowState::Open => self.timeouts.tcp_open,
+            FlowState::Closing => self.timeouts.tcp_closing,
+        }
+    }
+
+    /// Picks a backend for a new flow, sets up its NAT and inserts both
+    /// directions into the flow table.
+    #[allow(clippy::too_many_arguments)]
+    fn new_flow(
+        &mut self,
+        snap: &Snapshot,
+        service: &Service,
+        ingress: PortId,
+        frame: &[u8],
+        h: &Headers,
+        hash: u64,
+        now: u32,
+    ) -> Result<NatAction, DropReason> {
+        let key = h.key;
+        let (backend_addr, backend_port) = self.choose_backend(service, &key, hash, now)?;
+
+        let hop = snap.next_hop(&backend_addr).ok_or(DropReason::NoRoute)?;
+        let egress = snap.ports.get(usize::from(hop.port)).ok_or(DropReason::NoRoute)?;
+        let ingress_info = snap.ports.get(usize::from(ingress)).ok_or(DropReason::NoRoute)?;
+
+        // Masquerade: the backend sees the appliance's address and one of
+        // this core's source ports, so its reply comes back here.
+        let (src, src_port) = if egress.masquerade {
+            let src = egress.addr_for(&backend_addr).ok_or(DropReason::NoSourceAddress)?;
+            let flows = &self.flows;
+            let port = self
+                .source_ports
+                .allocate(&backend_addr, backend_port, SOURCE_PORT_TRIES, |p| {
+                    let reply = FlowKey { src: backend_addr, dst: src, src_port: backend_port, dst_port: p, proto: key.proto };
+                    flows.lookup(&reply, reply.hash(), now).is_none()
+                })
+                .ok_or(DropReason::NoSourcePort)?;
+            (src, port)
+        } else {
+            (key.src, key.src_port)
+        };
+
+        let client_mac = client_mac(frame);
+        let forward = NatAction {
+            src,
+            dst: backend_addr,
+            src_port,
+            dst_port: backend_port,
+            tx_port: hop.port,
+            src_mac: egress.mac,
+            dst_mac: hop.mac,
+        };
+        let reply_key = FlowKey { src: backend_addr, dst: src, src_port: backend_port, dst_port: src_port, proto: key.proto };
+        let reply = NatAction {
+            src: key.dst,
+            dst: key.src,
+            src_port: key.dst_port,
+            dst_port: key.src_port,
+            tx_port: ingress,
+            src_mac: ingress_info.mac,
+            dst_mac: client_mac,
+        };
+        let state = next_state(FlowState::New, false, h.tcp_flags, key.proto);
+        let expires = now.saturating_add(self.timeout(state, key.proto));
+        let (_, outcome) =
+            self.flows.insert_pair((key, hash, forward), (reply_key, reply_key.hash(), reply), state, expires, now);
+        self.counters.flows_created += 1;
+        self.counters.flow_evictions += u64::from(outcome.evicted);
+        Ok(forward)
+    }
+
+    /// The backend for a new flow: by the flow's hash, or with ClientIP
+    /// affinity by the client's address, remembered for the affinity
+    /// timeout so that endpoint changes do not move the client.
+    fn choose_backend(&mut self, service: &Service, key: &FlowKey, hash: u64, now: u32) -> Result<(Addr, u16), DropReason> {
+        if service.affinity_timeout_s == 0 {
+            let b = service.choose(hash).ok_or(DropReason::NoEndpoint)?;
+            return Ok((b.addr, b.port));
+        }
+        let affinity = FlowKey::affinity(key.src, key.dst, key.dst_port, key.proto);
+        let affinity_hash = affinity.hash();
+        let expires = now.saturating_add(service.affinity_timeout_s);
+        if let Some(slot) = self.flows.lookup(&affinity, affinity_hash, now) {
+            if let Some(remembered) = self.flows.get(slot).map(|e| (e.action.dst, e.action.dst_port)) {
+                // Keep the client where it was while that backend still takes
+                // new flows.
+                let still_serving = service.backends.iter().any(|b| {
+                    (b.addr, b.port) == remembered && b.state != crate::tables::BackendState::NotReady && b.weight > 0
+                });
+                if still_serving {
+                    self.flows.touch(slot, FlowState::Open, expires);
+                    return Ok(remembered);
+                }
+                self.flows.remove(slot);
+            }
+        }
+        let client_hash = crate::hash::mix64(affinity_hash ^ 0x636c_6965_6e74);
+        let b = service.choose(client_hash).ok_or(DropReason::NoEndpoint)?;
+        let record = NatAction {
+            src: key.src,
+            dst: b.addr,
+            src_port: 0,
+            dst_port: b.port,
+            tx_port: 0,
+            src_mac: crate::wire::MacAddr::ZERO,
+            dst_mac: crate::wire::MacAddr::ZERO,
+        };
+        let (_, outcome) = self.flows.insert(affinity, affinity_hash, record, expires, now);
+        self.counters.flow_evictions += u64::from(outcome.evicted);
+        Ok((b.addr, b.port))
+    }
+}
+
+/// The TCP state after a packet with `flags`; other protocols are Open.
+#[inline]
+fn next_state(current: FlowState, is_reply: bool, flags: u8, protocol: u8) -> FlowState {
+    if protocol != proto::TCP {
+        return FlowState::Open;
+    }
+    if flags & (TCP_FIN | TCP_RST) != 0 {
+        return FlowState::Closing;
+    }
+    match current {
+        // A SYN on a closing flow: the client reuses its port for a new
+        // connection, which keeps the flow's backend.
+        FlowState::Closing if flags & TCP_SYN != 0 && flags & TCP_ACK == 0 => FlowState::New,
+        FlowState::New if is_reply => FlowState::Open,
+        // A flow picked up mid-stream (after a restart or an eviction).
+        FlowState::New if flags & TCP_SYN == 0 => FlowState::Open,
+        other => other,
+    }
+}
+
+enum Parsed {
+    SlowPath,
+    Drop(DropReason),
+}
+
+impl From<crate::wire::Error> for Parsed {
+    fn from(e: crate::wire::Error) -> Parsed {
+        Parsed::Drop(e.into())
+    }
+}
+
+/// Finds the headers and the flow key; anything that is not TCP or UDP over
+/// IP goes to the slow path or is dropped with its reason.
+#[inline]
+fn parse(frame: &[u8]) -> Result<Headers, Parsed> {
+    let l2 = parse_l2(frame)?;
+    let l3 = l2.l3_offset;
+    let ip = frame.get(l3..).ok_or(Parsed::Drop(DropReason::Truncated))?;
+    let (v4, src, dst, protocol, l4) = match l2.ethertype {
+        EtherType::IPV4 => {
+            let ip = Ipv4Packet::new_checked(ip)?;
+            if ip.is_fragment() {
+                return Err(Parsed::Drop(DropReason::Fragment));
+            }
+            let l4 = (l3 + ip.header_len(), l3 + usize::from(ip.total_len()));
+            (true, Addr::from(ip.src_addr()), Addr::from(ip.dst_addr()), ip.protocol(), l4)
+        }
+        EtherType::IPV6 => {
+            let ip = Ipv6Packet::new_checked(ip)?;
+            let next = ip.next_header();
+            if next == IpProtocol::ICMPV6 {
+                // Neighbour discovery and pings: the slow path's business.
+                return Err(Parsed::SlowPath);
+            }
+            if crate::wire::is_extension_header(next) {
+                return Err(Parsed::Drop(DropReason::Ipv6Extension));
+            }
+            let l4 = (l3 + 40, l3 + 40 + usize::from(ip.payload_len()));
+            (false, Addr::from(ip.src_addr()), Addr::from(ip.dst_addr()), next, l4)
+        }
+        EtherType::ARP => return Err(Parsed::SlowPath),
+        _ => return Err(Parsed::Drop(DropReason::Unsupported)),
+    };
+    let transport = frame.get(l4.0..l4.1).ok_or(Parsed::Drop(DropReason::BadLength))?;
+    let (src_port, dst_port, tcp_flags) = match protocol {
+        IpProtocol::TCP => {
+            let tcp = TcpPacket::new_checked(transport)?;
+            (tcp.src_port(), tcp.dst_port(), tcp.flags())
+        }
+        IpProtocol::UDP => {
+            let udp = UdpPacket::new_checked(transport)?;
+            (udp.src_port(), udp.dst_port(), 0)
+        }
+        IpProtocol::ICMP => return Err(Parsed::SlowPath),
+        _ => return Err(Parsed::Drop(DropReason::Unsupported)),
+    };
+    Ok(Headers { l3, v4, key: FlowKey { src, dst, src_port, dst_port, proto: protocol }, tcp_flags })
+}
+
+/// The source MAC of a frame (the client's or its router's).
+#[inline]
+fn client_mac(frame: &[u8]) -> crate::wire::MacAddr {
+    let mut mac = [0u8; 6];
+    if let Some(src) = frame.get(6..12) {
+        mac.copy_from_slice(src);
+    }
+    crate::wire::MacAddr(mac)
+}
+
+/// Writes the action's addresses, ports and MACs into the frame, with
+/// incremental checksum updates, and decrements the TTL / hop limit as a
+/// router does. Returns false when the TTL ran out. The headers were
+/// validated by [`parse`], so the views are built unchecked.
+#[inline]
+fn rewrite(frame: &mut [u8], h: &Headers, a: &NatAction) -> bool {
+    let (eth, rest) = frame.split_at_mut(h.l3);
+    eth[0..6].copy_from_slice(&a.dst_mac.0);
+    eth[6..12].copy_from_slice(&a.src_mac.0);
+
+    let key = &h.key;
+    // The pseudo-header and port changes, common to TCP and UDP.
+    let l4_update = |check: u16| {
+        let mut c = if h.v4 {
+            let c = update_4(check, key.src.v4_octets(), a.src.v4_octets());
+            update_4(c, key.dst.v4_octets(), a.dst.v4_octets())
+        } else {
+            let c = update_16(check, &key.src.0, &a.src.0);
+            update_16(c, &key.dst.0, &a.dst.0)
+        };
+        c = update_u16(c, key.src_port, a.src_port);
+        update_u16(c, key.dst_port, a.dst_port)
+    };
+
+    let transport = if h.v4 {
+        let mut ip = Ipv4Packet::new_unchecked(&mut *rest);
+        let ttl = ip.ttl();
+        if ttl <= 1 {
+            return false;
+        }
+        let protocol = ip.protocol();
+        let l4_range = (ip.header_len(), usize::from(ip.total_len()));
+        let mut check = ip.checksum();
+        check = update_4(check, key.src.v4_octets(), a.src.v4_octets());
+        check = update_4(check, key.dst.v4_octets(), a.dst.v4_octets());
+        check = update_u16(check, u16::from_be_bytes([ttl, protocol]), u16::from_be_bytes([ttl - 1, protocol]));
+        ip.set_ttl(ttl - 1);
+        ip.set_src_addr(Ipv4Addr::from(a.src.v4_octets()));
+        ip.set_dst_addr(Ipv4Addr::from(a.dst.v4_octets()));
+        ip.set_checksum(check);
+        l4_range
+    } else {
+        let mut ip = Ipv6Packet::new_unchecked(&mut *rest);
+        let hops = ip.hop_limit();
+        if hops <= 1 {
+            return false;
+        }
+        ip.set_hop_limit(hops - 1);
+        ip.set_src_addr(Ipv6Addr::from(a.src.0));
+        ip.set_dst_addr(Ipv6Addr::from(a.dst.0));
+        (40, 40 + usize::from(ip.payload_len()))
+    };
+    let Some(l4) = rest.get_mut(transport.0..transport.1) else { return false };
+    match key.proto {
+        IpProtocol::TCP => {
+            let mut tcp = TcpPacket::new_unchecked(l4);
+            let check = l4_update(tcp.checksum());
+            tcp.set_src_port(a.src_port);
+            tcp.set_dst_port(a.dst_port);
+            tcp.set_checksum(check);
+        }
+        IpProtocol::UDP => {
+            let mut udp = UdpPacket::new_unchecked(l4);
+            let check = update_udp(udp.checksum(), l4_update);
+            udp.set_src_port(a.src_port);
+            udp.set_dst_port(a.dst_port);
+            udp.set_checksum(check);
+        }
+        _ => {}
+    }
+    true
+}

@@ -1,0 +1,34 @@
+//! Ports: where bursts of packets come from and go to.
+//!
+//! A core owns one [`PortQueue`] per port (its own rx/tx queue pair), so
+//! nothing here is shared between cores. Two implementations: [`dpdk`]
+//! (poll-mode drivers; the only unsafe code outside the bindings) and
+//! [`mem`] (in-memory, for tests and benches).
+
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+pub mod mem;
+
+/// Packets per receive burst.
+pub const BURST: usize = 32;
+
+/// A packet buffer a port hands out and takes back (an mbuf for DPDK).
+/// Dropping it returns it to its pool.
+pub trait PacketBuf: Send {
+    fn data(&self) -> &[u8];
+    fn data_mut(&mut self) -> &mut [u8];
+}
+
+/// One core's receive/transmit queue pair on one port.
+pub trait PortQueue {
+    type Buf: PacketBuf;
+
+    /// Receives up to `bufs.capacity() - bufs.len()` packets (at most
+    /// [`BURST`]) and appends them to `bufs`. Returns how many.
+    fn rx_burst(&mut self, bufs: &mut Vec<Self::Buf>) -> usize;
+
+    /// Transmits packets from the front of `bufs` and removes those the
+    /// queue took; the ones left were refused (queue full). Returns how many
+    /// were sent.
+    fn tx_burst(&mut self, bufs: &mut Vec<Self::Buf>) -> usize;
+}
