@@ -1,0 +1,78 @@
+//! Prometheus metrics: the cores' counters, summed per core and exported
+//! through the `metrics` crate.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result};
+use dataplane::stats::{CoreStats, Counters, DropReason};
+use metrics::{counter, describe_counter, describe_gauge, gauge};
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+/// Starts the HTTP endpoint (`GET /metrics`) on `listen`; must be called
+/// inside the tokio runtime.
+pub fn install(listen: &str) -> Result<()> {
+    let addr: SocketAddr = listen.parse().with_context(|| format!("metrics.listen {listen:?} is not address:port"))?;
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .with_context(|| format!("starting the metrics endpoint on {addr}"))?;
+    describe();
+    Ok(())
+}
+
+fn describe() {
+    describe_counter!("switchyard_rx_packets_total", "Packets received by a worker core");
+    describe_counter!("switchyard_rx_bytes_total", "Bytes received by a worker core");
+    describe_counter!("switchyard_tx_packets_total", "Packets transmitted by a worker core");
+    describe_counter!("switchyard_tx_bytes_total", "Bytes transmitted by a worker core");
+    describe_counter!("switchyard_slow_path_packets_total", "Packets handed to the slow path");
+    describe_counter!("switchyard_flows_created_total", "New flows");
+    describe_counter!("switchyard_flow_evictions_total", "Live flows evicted from a full flow table bucket");
+    describe_counter!("switchyard_drops_total", "Dropped packets, by reason");
+    describe_gauge!("switchyard_flow_entries", "Flow table entries in use (two per NAT flow)");
+    describe_gauge!("switchyard_snapshot_generation", "Generation of the table snapshot a core uses");
+    describe_gauge!("switchyard_published_generation", "Generation of the last published table snapshot");
+}
+
+/// Copies the cores' counters into the registry.
+pub fn export(stats: &CoreStats) {
+    for core in 0..stats.cores() {
+        let c: Counters = stats.read(core);
+        let core = core.to_string();
+        counter!("switchyard_rx_packets_total", "core" => core.clone()).absolute(c.rx_packets);
+        counter!("switchyard_rx_bytes_total", "core" => core.clone()).absolute(c.rx_bytes);
+        counter!("switchyard_tx_packets_total", "core" => core.clone()).absolute(c.tx_packets);
+        counter!("switchyard_tx_bytes_total", "core" => core.clone()).absolute(c.tx_bytes);
+        counter!("switchyard_slow_path_packets_total", "core" => core.clone()).absolute(c.slow_path_packets);
+        counter!("switchyard_flows_created_total", "core" => core.clone()).absolute(c.flows_created);
+        counter!("switchyard_flow_evictions_total", "core" => core.clone()).absolute(c.flow_evictions);
+        gauge!("switchyard_flow_entries", "core" => core.clone()).set(c.flow_entries as f64);
+        gauge!("switchyard_snapshot_generation", "core" => core.clone()).set(c.generation as f64);
+        for reason in DropReason::ALL {
+            counter!("switchyard_drops_total", "core" => core.clone(), "reason" => reason.label())
+                .absolute(c.dropped(reason));
+        }
+    }
+}
+
+/// The summary printed when the appliance stops, one JSON object.
+pub fn summary_json(total: &Counters, published_generation: u64) -> serde_json::Value {
+    let drops: serde_json::Map<String, serde_json::Value> = DropReason::ALL
+        .iter()
+        .filter(|r| total.dropped(**r) > 0)
+        .map(|r| (r.label().to_string(), total.dropped(*r).into()))
+        .collect();
+    serde_json::json!({
+        "rx_packets": total.rx_packets,
+        "tx_packets": total.tx_packets,
+        "rx_bytes": total.rx_bytes,
+        "tx_bytes": total.tx_bytes,
+        "slow_path_packets": total.slow_path_packets,
+        "flows_created": total.flows_created,
+        "flow_evictions": total.flow_evictions,
+        "flow_entries": total.flow_entries,
+        "core_generation": total.generation,
+        "published_generation": published_generation,
+        "drops": drops,
+    })
+}
