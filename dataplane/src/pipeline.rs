@@ -76,6 +76,8 @@ impl Default for PipelineConfig {
 struct Headers {
     l3: usize,
     v4: bool,
+    /// IPv4 TTL or IPv6 hop limit.
+    ttl: u8,
     key: FlowKey,
     tcp_flags: u8,
 }
@@ -128,8 +130,17 @@ impl Pipeline {
             Err(Parsed::SlowPath) => return Verdict::SlowPath,
             Err(Parsed::Drop(reason)) => return self.drop(reason),
         };
-
         let hash = headers.key.hash();
+        // A router may not forward a packet whose TTL would reach 0; what is
+        // addressed to the appliance itself (and is no NAT reply) is
+        // delivered, not forwarded.
+        if headers.ttl <= 1 {
+            if snap.is_local(&headers.key.dst) && self.flows.lookup(&headers.key, hash, now).is_none() {
+                return Verdict::SlowPath;
+            }
+            return self.drop(DropReason::TtlExpired);
+        }
+
         let action = match self.flows.lookup(&headers.key, hash, now) {
             Some(slot) => match self.flows.get(slot) {
                 Some(entry) => {
@@ -160,7 +171,7 @@ impl Pipeline {
         };
 
         if !rewrite(frame, &headers, &action) {
-            return self.drop(DropReason::TtlExpired);
+            return self.drop(DropReason::BadLength);
         }
         Verdict::Forward(action.tx_port)
     }
@@ -323,14 +334,14 @@ fn parse(frame: &[u8]) -> Result<Headers, Parsed> {
     let l2 = parse_l2(frame)?;
     let l3 = l2.l3_offset;
     let ip = frame.get(l3..).ok_or(Parsed::Drop(DropReason::Truncated))?;
-    let (v4, src, dst, protocol, l4) = match l2.ethertype {
+    let (v4, src, dst, protocol, ttl, l4) = match l2.ethertype {
         EtherType::IPV4 => {
             let ip = Ipv4Packet::new_checked(ip)?;
             if ip.is_fragment() {
                 return Err(Parsed::Drop(DropReason::Fragment));
             }
             let l4 = (l3 + ip.header_len(), l3 + usize::from(ip.total_len()));
-            (true, Addr::from(ip.src_addr()), Addr::from(ip.dst_addr()), ip.protocol(), l4)
+            (true, Addr::from(ip.src_addr()), Addr::from(ip.dst_addr()), ip.protocol(), ip.ttl(), l4)
         }
         EtherType::IPV6 => {
             let ip = Ipv6Packet::new_checked(ip)?;
@@ -343,7 +354,7 @@ fn parse(frame: &[u8]) -> Result<Headers, Parsed> {
                 return Err(Parsed::Drop(DropReason::Ipv6Extension));
             }
             let l4 = (l3 + 40, l3 + 40 + usize::from(ip.payload_len()));
-            (false, Addr::from(ip.src_addr()), Addr::from(ip.dst_addr()), next, l4)
+            (false, Addr::from(ip.src_addr()), Addr::from(ip.dst_addr()), next, ip.hop_limit(), l4)
         }
         EtherType::ARP => return Err(Parsed::SlowPath),
         _ => return Err(Parsed::Drop(DropReason::Unsupported)),
@@ -361,7 +372,7 @@ fn parse(frame: &[u8]) -> Result<Headers, Parsed> {
         IpProtocol::ICMP => return Err(Parsed::SlowPath),
         _ => return Err(Parsed::Drop(DropReason::Unsupported)),
     };
-    Ok(Headers { l3, v4, key: FlowKey { src, dst, src_port, dst_port, proto: protocol }, tcp_flags })
+    Ok(Headers { l3, v4, ttl, key: FlowKey { src, dst, src_port, dst_port, proto: protocol }, tcp_flags })
 }
 
 /// The source MAC of a frame (the client's or its router's).
@@ -376,8 +387,9 @@ fn client_mac(frame: &[u8]) -> crate::wire::MacAddr {
 
 /// Writes the action's addresses, ports and MACs into the frame, with
 /// incremental checksum updates, and decrements the TTL / hop limit as a
-/// router does. Returns false when the TTL ran out. The headers were
-/// validated by [`parse`], so the views are built unchecked.
+/// router does (the caller has checked it is above 1). The headers were
+/// validated by [`parse`], so the views are built unchecked; returns false
+/// only if the transport header is not where they said.
 #[inline]
 fn rewrite(frame: &mut [u8], h: &Headers, a: &NatAction) -> bool {
     let (eth, rest) = frame.split_at_mut(h.l3);
@@ -401,27 +413,20 @@ fn rewrite(frame: &mut [u8], h: &Headers, a: &NatAction) -> bool {
     let transport = if h.v4 {
         let mut ip = Ipv4Packet::new_unchecked(&mut *rest);
         let ttl = ip.ttl();
-        if ttl <= 1 {
-            return false;
-        }
         let protocol = ip.protocol();
         let l4_range = (ip.header_len(), usize::from(ip.total_len()));
         let mut check = ip.checksum();
         check = update_4(check, key.src.v4_octets(), a.src.v4_octets());
         check = update_4(check, key.dst.v4_octets(), a.dst.v4_octets());
-        check = update_u16(check, u16::from_be_bytes([ttl, protocol]), u16::from_be_bytes([ttl - 1, protocol]));
-        ip.set_ttl(ttl - 1);
+        check = update_u16(check, u16::from_be_bytes([ttl, protocol]), u16::from_be_bytes([ttl.saturating_sub(1), protocol]));
+        ip.set_ttl(ttl.saturating_sub(1));
         ip.set_src_addr(Ipv4Addr::from(a.src.v4_octets()));
         ip.set_dst_addr(Ipv4Addr::from(a.dst.v4_octets()));
         ip.set_checksum(check);
         l4_range
     } else {
         let mut ip = Ipv6Packet::new_unchecked(&mut *rest);
-        let hops = ip.hop_limit();
-        if hops <= 1 {
-            return false;
-        }
-        ip.set_hop_limit(hops - 1);
+        ip.set_hop_limit(ip.hop_limit().saturating_sub(1));
         ip.set_src_addr(Ipv6Addr::from(a.src.0));
         ip.set_dst_addr(Ipv6Addr::from(a.dst.0));
         (40, 40 + usize::from(ip.payload_len()))

@@ -51,6 +51,7 @@
 use core::fmt;
 
 pub mod arp;
+pub mod build;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmpv4;
