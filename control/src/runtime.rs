@@ -138,6 +138,8 @@ async fn control_loop(
         }
     };
     tokio::pin!(until_deadline);
+    // Tests wait for this line before they send signals.
+    info!("control loop running");
 
     loop {
         tokio::select! {

@@ -101,38 +101,43 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
     }
 
     #[inline]
+    fn data(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+
+    #[inline]
     pub fn hardware_type(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), field::HARDWARE_TYPE)
+        read_u16(self.data(), field::HARDWARE_TYPE)
     }
 
     #[inline]
     pub fn protocol_type(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), field::PROTOCOL_TYPE)
+        read_u16(self.data(), field::PROTOCOL_TYPE)
     }
 
     #[inline]
     pub fn operation(&self) -> ArpOperation {
-        ArpOperation::from(read_u16(self.buffer.as_ref(), field::OPERATION))
+        ArpOperation::from(read_u16(self.data(), field::OPERATION))
     }
 
     #[inline]
     pub fn sender_hardware_addr(&self) -> MacAddr {
-        MacAddr(read_array(self.buffer.as_ref(), field::SENDER_HARDWARE_ADDR))
+        MacAddr(read_array(self.data(), field::SENDER_HARDWARE_ADDR))
     }
 
     #[inline]
     pub fn sender_protocol_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(read_array::<4>(self.buffer.as_ref(), field::SENDER_PROTOCOL_ADDR))
+        Ipv4Addr::from(read_array::<4>(self.data(), field::SENDER_PROTOCOL_ADDR))
     }
 
     #[inline]
     pub fn target_hardware_addr(&self) -> MacAddr {
-        MacAddr(read_array(self.buffer.as_ref(), field::TARGET_HARDWARE_ADDR))
+        MacAddr(read_array(self.data(), field::TARGET_HARDWARE_ADDR))
     }
 
     #[inline]
     pub fn target_protocol_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(read_array::<4>(self.buffer.as_ref(), field::TARGET_PROTOCOL_ADDR))
+        Ipv4Addr::from(read_array::<4>(self.data(), field::TARGET_PROTOCOL_ADDR))
     }
 }
 
@@ -160,7 +165,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
 
     #[inline]
     pub fn set_sender_protocol_addr(&mut self, addr: Ipv4Addr) {
-        write_bytes(self.buffer.as_mut(), field::SENDER_PROTOCOL_ADDR, &addr.octets());
+        write_bytes(
+            self.buffer.as_mut(),
+            field::SENDER_PROTOCOL_ADDR,
+            &addr.octets(),
+        );
     }
 
     #[inline]
@@ -170,7 +179,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
 
     #[inline]
     pub fn set_target_protocol_addr(&mut self, addr: Ipv4Addr) {
-        write_bytes(self.buffer.as_mut(), field::TARGET_PROTOCOL_ADDR, &addr.octets());
+        write_bytes(
+            self.buffer.as_mut(),
+            field::TARGET_PROTOCOL_ADDR,
+            &addr.octets(),
+        );
     }
 
     /// Turns a request into the reply announcing that its target protocol
@@ -266,7 +279,10 @@ mod tests {
 
     #[test]
     fn rejects_truncated_and_other_kinds() {
-        assert_eq!(ArpPacket::new_checked(&REQUEST[..27]), Err(Error::Truncated));
+        assert_eq!(
+            ArpPacket::new_checked(&REQUEST[..27]),
+            Err(Error::Truncated)
+        );
         for (at, value) in [(1, 6u8), (3, 0xdd), (4, 8), (5, 16)] {
             let mut bytes = REQUEST;
             bytes[at] = value;

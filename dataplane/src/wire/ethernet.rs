@@ -168,7 +168,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
 
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        self.buffer.as_mut().get_mut(field::PAYLOAD..).unwrap_or(&mut [])
+        self.buffer
+            .as_mut()
+            .get_mut(field::PAYLOAD..)
+            .unwrap_or(&mut [])
     }
 }
 
@@ -331,7 +334,10 @@ mod tests {
     fn parse_lone_service_tag() {
         let frame = frame_with(&[(EtherType::QINQ, 7)], EtherType::IPV4);
         let l2 = parse_l2(&frame).unwrap();
-        assert_eq!((l2.ethertype, l2.vlan, l2.l3_offset), (EtherType::IPV4, Some(7), 18));
+        assert_eq!(
+            (l2.ethertype, l2.vlan, l2.l3_offset),
+            (EtherType::IPV4, Some(7), 18)
+        );
     }
 
     #[test]
@@ -339,7 +345,11 @@ mod tests {
         let double_8021q = frame_with(&[(EtherType::VLAN, 1), (EtherType::VLAN, 2)], 0x0800);
         assert_eq!(parse_l2(&double_8021q), Err(Error::Unsupported));
         let triple = frame_with(
-            &[(EtherType::QINQ, 1), (EtherType::VLAN, 2), (EtherType::VLAN, 3)],
+            &[
+                (EtherType::QINQ, 1),
+                (EtherType::VLAN, 2),
+                (EtherType::VLAN, 3),
+            ],
             0x0800,
         );
         assert_eq!(parse_l2(&triple), Err(Error::Unsupported));

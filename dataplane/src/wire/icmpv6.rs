@@ -194,7 +194,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
     /// Mutable [`payload`](Self::payload).
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        self.data_mut().get_mut(field::PAYLOAD..).unwrap_or_default()
+        self.data_mut()
+            .get_mut(field::PAYLOAD..)
+            .unwrap_or_default()
     }
 
     /// Computes the checksum from scratch for a message from `src` to

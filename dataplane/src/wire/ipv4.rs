@@ -248,7 +248,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     fn set_flags_frag_offset_bits(&mut self, mask: u16, bits: u16) {
         let data = self.data_mut();
         let word = read_u16(data, field::FLAGS_FRAG_OFFSET);
-        write_u16(data, field::FLAGS_FRAG_OFFSET, (word & !mask) | (bits & mask));
+        write_u16(
+            data,
+            field::FLAGS_FRAG_OFFSET,
+            (word & !mask) | (bits & mask),
+        );
     }
 
     #[inline]
@@ -363,10 +367,10 @@ mod tests {
         0x45, 0x00, 0x00, 0x3c, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, // ..csum
         0xc0, 0xa8, 0x01, 0x0a, 0x5d, 0xb8, 0xd8, 0x22, // addresses
         // TCP
-        0xc7, 0x38, 0x00, 0x50, 0x9a, 0x1b, 0x2c, 0x3d, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x02,
-        0xfa, 0xf0, 0x00, 0x00, 0x00, 0x00, // window, csum, urg
-        0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x9c, 0x27, 0x24, 0x00, 0x00,
-        0x00, 0x00, 0x01, 0x03, 0x03, 0x07, // options
+        0xc7, 0x38, 0x00, 0x50, 0x9a, 0x1b, 0x2c, 0x3d, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x02, 0xfa,
+        0xf0, 0x00, 0x00, 0x00, 0x00, // window, csum, urg
+        0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x9c, 0x27, 0x24, 0x00, 0x00, 0x00,
+        0x00, 0x01, 0x03, 0x03, 0x07, // options
         0xee, 0xee, 0xee, 0xee, 0xee, 0xee, // padding
     ];
 
@@ -388,7 +392,9 @@ mod tests {
         assert!(!packet.verify_checksum());
         assert_eq!(checksum::checksum(packet.header()), 0x26e9);
         let bytes = syn();
-        assert!(Ipv4Packet::new_checked(&bytes[..]).unwrap().verify_checksum());
+        assert!(Ipv4Packet::new_checked(&bytes[..])
+            .unwrap()
+            .verify_checksum());
 
         // The textbook header 192.168.0.1 -> 192.168.0.199, UDP, whose
         // checksum is 0xb861.
@@ -519,7 +525,10 @@ mod tests {
 
         let mut tiny_total = good;
         tiny_total[3] = 19;
-        assert_eq!(Ipv4Packet::new_checked(&tiny_total[..]), Err(Error::BadLength));
+        assert_eq!(
+            Ipv4Packet::new_checked(&tiny_total[..]),
+            Err(Error::BadLength)
+        );
 
         // total_len 60 but the buffer ends early.
         assert_eq!(Ipv4Packet::new_checked(&good[..59]), Err(Error::Truncated));

@@ -160,7 +160,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     #[inline]
     fn set_version_tc_flow_bits(&mut self, mask: u32, bits: u32) {
         let word = read_u32(self.data(), field::VERSION_TC_FLOW);
-        write_u32(self.data_mut(), field::VERSION_TC_FLOW, (word & !mask) | (bits & mask));
+        write_u32(
+            self.data_mut(),
+            field::VERSION_TC_FLOW,
+            (word & !mask) | (bits & mask),
+        );
     }
 
     #[inline]
@@ -215,7 +219,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = field::PAYLOAD + usize::from(self.payload_len());
-        self.data_mut().get_mut(field::PAYLOAD..end).unwrap_or_default()
+        self.data_mut()
+            .get_mut(field::PAYLOAD..end)
+            .unwrap_or_default()
     }
 }
 
@@ -280,11 +286,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_packets() {
-        assert_eq!(Ipv6Packet::new_checked(&PACKET[..39]), Err(Error::Truncated));
+        assert_eq!(
+            Ipv6Packet::new_checked(&PACKET[..39]),
+            Err(Error::Truncated)
+        );
         let mut v4 = PACKET;
         v4[0] = 0x4b;
         assert_eq!(Ipv6Packet::new_checked(&v4[..]), Err(Error::BadVersion));
-        assert_eq!(Ipv6Packet::new_checked(&PACKET[..47]), Err(Error::Truncated));
+        assert_eq!(
+            Ipv6Packet::new_checked(&PACKET[..47]),
+            Err(Error::Truncated)
+        );
         assert!(Ipv6Packet::new_checked(&PACKET[..48]).is_ok());
     }
 

@@ -185,14 +185,24 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     /// without a checksum, `set_checksum(0)` instead.
     pub fn fill_checksum_v4(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
         let length = self.length();
-        self.fill_with(checksum::pseudo_header_v4(src, dst, IpProtocol::UDP, length));
+        self.fill_with(checksum::pseudo_header_v4(
+            src,
+            dst,
+            IpProtocol::UDP,
+            length,
+        ));
     }
 
     /// Computes the checksum from scratch for a datagram from `src` to
     /// `dst` over IPv6 (a computed 0 is written as `0xFFFF`).
     pub fn fill_checksum_v6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
         let length = u32::from(self.length());
-        self.fill_with(checksum::pseudo_header_v6(src, dst, IpProtocol::UDP, length));
+        self.fill_with(checksum::pseudo_header_v6(
+            src,
+            dst,
+            IpProtocol::UDP,
+            length,
+        ));
     }
 
     #[inline]
@@ -321,8 +331,10 @@ mod tests {
 
     #[test]
     fn setters_round_trip_over_ipv6() {
-        let (a, b): (Ipv6Addr, Ipv6Addr) =
-            ("2001:db8::1".parse().unwrap(), "2001:db8::53".parse().unwrap());
+        let (a, b): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::53".parse().unwrap(),
+        );
         let mut bytes = [0u8; 13];
         let mut udp = UdpPacket::new_unchecked(&mut bytes[..]);
         udp.set_src_port(4000);
@@ -337,7 +349,10 @@ mod tests {
         assert!(!udp.verify_checksum_v6(a, b));
 
         let udp = UdpPacket::new_checked(&bytes[..]).unwrap();
-        assert_eq!((udp.src_port(), udp.dst_port(), udp.length()), (4000, 53, 13));
+        assert_eq!(
+            (udp.src_port(), udp.dst_port(), udp.length()),
+            (4000, 53, 13)
+        );
         assert_eq!(udp.payload(), b"hello");
     }
 
@@ -346,7 +361,10 @@ mod tests {
         assert_eq!(UdpPacket::new_checked(&QUERY[..7]), Err(Error::Truncated));
         let mut short_len = QUERY;
         short_len[5] = 7;
-        assert_eq!(UdpPacket::new_checked(&short_len[..]), Err(Error::BadLength));
+        assert_eq!(
+            UdpPacket::new_checked(&short_len[..]),
+            Err(Error::BadLength)
+        );
         assert_eq!(UdpPacket::new_checked(&QUERY[..36]), Err(Error::Truncated));
         assert!(UdpPacket::new_checked(&QUERY[..37]).is_ok());
     }
