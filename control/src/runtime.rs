@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use crossbeam::queue::ArrayQueue;
-use dataplane::lcore::{SlowPathRing, Worker};
+use dataplane::lcore::{handoff_rings, HandoffRings, SlowPathRing, Worker};
 use dataplane::pipeline::{PipelineConfig, Timeouts};
 use dataplane::port::dpdk::{self, Eal, Mbuf, Mempool, Port};
 use dataplane::stats::CoreStats;
@@ -25,6 +25,8 @@ use crate::tables::snapshot_from_config;
 
 /// Slots in the ring from the cores to the slow path.
 const SLOW_PATH_RING: usize = 4096;
+/// Slots in each core's inbound handoff ring.
+const HANDOFF_RING: usize = 4096;
 /// `SOCKET_ID_ANY`: let DPDK place the pool.
 const ANY_SOCKET: i32 = -1;
 
@@ -53,6 +55,7 @@ pub fn run(path: &Path) -> Result<()> {
     let (mut publisher, readers) = SnapshotPublisher::new(snapshot, workers);
     let stats = CoreStats::new(workers);
     let slow_path: SlowPathRing<Mbuf> = Arc::new(ArrayQueue::new(SLOW_PATH_RING));
+    let handoff: HandoffRings<Mbuf> = handoff_rings(workers, HANDOFF_RING);
     let stop = Arc::new(AtomicBool::new(false));
 
     let timeouts = Timeouts {
@@ -71,7 +74,7 @@ pub fn run(path: &Path) -> Result<()> {
             timeouts,
         };
         let queues: Vec<_> = ports.iter().map(|p| p.queue(core as u16)).collect();
-        let (stats, slow_path, stop) = (stats.clone(), slow_path.clone(), stop.clone());
+        let (stats, slow_path, handoff, stop) = (stats.clone(), slow_path.clone(), handoff.clone(), stop.clone());
         let cpu = d.workers[core];
         let handle = thread::Builder::new().name(format!("worker-{core}")).spawn(move || {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
@@ -81,7 +84,7 @@ pub fn run(path: &Path) -> Result<()> {
                 warn!(core, "not registered with the EAL ({e}); mbuf allocation runs without a per-core cache");
             }
             info!(core, cpu, "worker polling");
-            Worker::new(&pipeline, queues, reader, stats, slow_path).run(&stop);
+            Worker::new(&pipeline, queues, reader, stats, slow_path, handoff).run(&stop);
             dpdk::unregister_thread();
         })?;
         handles.push(handle);
@@ -97,6 +100,9 @@ pub fn run(path: &Path) -> Result<()> {
         }
     }
     while slow_path.pop().is_some() {}
+    for ring in handoff.iter() {
+        while ring.pop().is_some() {}
+    }
     for p in &ports {
         let s = p.stats();
         info!(port = %p.name, rx = s.rx_packets, tx = s.tx_packets, missed = s.rx_missed, no_mbuf = s.rx_no_mbuf, "port stopped");

@@ -1,6 +1,7 @@
-//! A worker core's run loop: poll every port's queue, run each burst to
-//! completion through the pipeline, transmit, publish counters, and pass a
-//! quiescent point so old snapshots can be freed.
+//! A worker core's run loop: poll every port's queue and this core's handoff
+//! ring, run each burst to completion through the pipeline, transmit,
+//! publish counters, and pass a quiescent point so old snapshots can be
+//! freed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,9 +12,10 @@ use crossbeam::queue::ArrayQueue;
 use crate::pipeline::{Pipeline, PipelineConfig, Verdict};
 use crate::port::{PacketBuf, PortQueue, BURST};
 use crate::stats::{CoreStats, DropReason};
-use crate::tables::{PortId, SnapshotReader};
+use crate::tables::{PortId, Snapshot, SnapshotReader};
 
-/// A packet handed to the slow path, with the port it came in on.
+/// A packet passed between threads with the port it came in on: to the slow
+/// path, or from one core to another.
 pub struct SlowPacket<B> {
     pub port: PortId,
     pub buf: B,
@@ -23,6 +25,15 @@ pub struct SlowPacket<B> {
 /// counted drop: the slow path can never hold up forwarding.
 pub type SlowPathRing<B> = Arc<ArrayQueue<SlowPacket<B>>>;
 
+/// One inbound ring per core, for replies that RSS delivered to a core that
+/// does not own their flow (see `flow::ports`).
+pub type HandoffRings<B> = Arc<[ArrayQueue<SlowPacket<B>>]>;
+
+/// Handoff rings for `cores` cores.
+pub fn handoff_rings<B>(cores: usize, slots: usize) -> HandoffRings<B> {
+    (0..cores).map(|_| ArrayQueue::new(slots.max(1))).collect()
+}
+
 pub struct Worker<Q: PortQueue> {
     core: usize,
     /// This core's queue on each port, indexed by [`PortId`].
@@ -31,10 +42,18 @@ pub struct Worker<Q: PortQueue> {
     snapshots: SnapshotReader,
     stats: CoreStats,
     slow_path: SlowPathRing<Q::Buf>,
+    handoff: HandoffRings<Q::Buf>,
     started: Instant,
     rx: Vec<Q::Buf>,
     /// Packets waiting for transmission, one batch per egress port.
     tx: Vec<Vec<Q::Buf>>,
+}
+
+/// Where a processed packet goes; borrowed pieces of the worker.
+struct Outputs<'a, B> {
+    tx: &'a mut [Vec<B>],
+    slow_path: &'a ArrayQueue<SlowPacket<B>>,
+    handoff: &'a [ArrayQueue<SlowPacket<B>>],
 }
 
 impl<Q: PortQueue> Worker<Q> {
@@ -44,6 +63,7 @@ impl<Q: PortQueue> Worker<Q> {
         snapshots: SnapshotReader,
         stats: CoreStats,
         slow_path: SlowPathRing<Q::Buf>,
+        handoff: HandoffRings<Q::Buf>,
     ) -> Worker<Q> {
         let ports = queues.len();
         Worker {
@@ -53,10 +73,12 @@ impl<Q: PortQueue> Worker<Q> {
             snapshots,
             stats,
             slow_path,
+            handoff,
             started: Instant::now(),
             rx: Vec::with_capacity(BURST),
-            // Room for every port's burst to land on one egress port.
-            tx: (0..ports).map(|_| Vec::with_capacity(BURST * ports.max(1))).collect(),
+            // Room for every port's burst and the handoff burst to land on
+            // one egress port.
+            tx: (0..ports).map(|_| Vec::with_capacity(BURST * (ports + 1))).collect(),
         }
     }
 
@@ -80,44 +102,32 @@ impl<Q: PortQueue> Worker<Q> {
 
     /// One round at a given clock reading (tests drive time with this).
     pub fn poll_at(&mut self, now: u32) -> usize {
-        let Worker { queues, pipeline, snapshots, slow_path, rx, tx, .. } = self;
+        let Worker { core, queues, pipeline, snapshots, slow_path, handoff, rx, tx, .. } = self;
         let snap = snapshots.load();
         pipeline.counters.generation = snap.generation;
+        let mut out = Outputs { tx, slow_path, handoff };
         let mut received = 0;
 
         for (port, queue) in queues.iter_mut().enumerate() {
             rx.clear();
             received += queue.rx_burst(rx);
-            for mut buf in rx.drain(..) {
-                let counters = &mut pipeline.counters;
-                counters.rx_packets += 1;
-                counters.rx_bytes += buf.data().len() as u64;
-                match pipeline.process(snap, port as PortId, buf.data_mut(), now) {
-                    Verdict::Forward(out) => {
-                        let Some(batch) = tx.get_mut(usize::from(out)) else {
-                            pipeline.counters.drop(DropReason::NoRoute);
-                            continue;
-                        };
-                        if batch.len() == batch.capacity() {
-                            pipeline.counters.drop(DropReason::TxFull);
-                            continue;
-                        }
-                        batch.push(buf);
-                    }
-                    Verdict::SlowPath => {
-                        if slow_path.push(SlowPacket { port: port as PortId, buf }).is_err() {
-                            pipeline.counters.drop(DropReason::SlowPathFull);
-                        } else {
-                            pipeline.counters.slow_path_packets += 1;
-                        }
-                    }
-                    // Dropping the buffer returns it to its pool.
-                    Verdict::Drop(_) => {}
-                }
+            for buf in rx.drain(..) {
+                pipeline.counters.rx_packets += 1;
+                pipeline.counters.rx_bytes += buf.data().len() as u64;
+                handle(pipeline, snap, &mut out, port as PortId, buf, now);
+            }
+        }
+        // Replies other cores received for flows of this one (counted as
+        // received where they arrived).
+        if let Some(inbound) = out.handoff.get(*core) {
+            for _ in 0..BURST {
+                let Some(p) = inbound.pop() else { break };
+                received += 1;
+                handle(pipeline, snap, &mut out, p.port, p.buf, now);
             }
         }
 
-        for (queue, batch) in queues.iter_mut().zip(tx.iter_mut()) {
+        for (queue, batch) in queues.iter_mut().zip(out.tx.iter_mut()) {
             if batch.is_empty() {
                 continue;
             }
@@ -144,5 +154,34 @@ impl<Q: PortQueue> Worker<Q> {
             self.poll_once();
         }
         self.snapshots.offline();
+    }
+}
+
+/// Runs one packet through the pipeline and puts it where the verdict says.
+/// Dropping a buffer returns it to its pool.
+#[inline]
+fn handle<B: PacketBuf>(pipeline: &mut Pipeline, snap: &Snapshot, out: &mut Outputs<'_, B>, port: PortId, mut buf: B, now: u32) {
+    match pipeline.process(snap, port, buf.data_mut(), now) {
+        Verdict::Forward(egress) => match out.tx.get_mut(usize::from(egress)) {
+            Some(batch) if batch.len() < batch.capacity() => batch.push(buf),
+            Some(_) => pipeline.counters.drop(DropReason::TxFull),
+            None => pipeline.counters.drop(DropReason::NoRoute),
+        },
+        Verdict::SlowPath => {
+            if out.slow_path.push(SlowPacket { port, buf }).is_err() {
+                pipeline.counters.drop(DropReason::SlowPathFull);
+            } else {
+                pipeline.counters.slow_path_packets += 1;
+            }
+        }
+        Verdict::Handoff(core) => {
+            let pushed = out.handoff.get(core).map(|ring| ring.push(SlowPacket { port, buf }).is_ok());
+            if pushed == Some(true) {
+                pipeline.counters.handed_off += 1;
+            } else {
+                pipeline.counters.drop(DropReason::HandoffFull);
+            }
+        }
+        Verdict::Drop(_) => {}
     }
 }

@@ -23,6 +23,9 @@ pub enum Verdict {
     /// For the appliance itself (ARP, ICMP, its own addresses): hand it to
     /// the slow path unchanged.
     SlowPath,
+    /// A reply to a masqueraded flow of another core (RSS put it here): hand
+    /// it unchanged to that core.
+    Handoff(usize),
     /// Dropped; already counted under the reason.
     Drop(DropReason),
 }
@@ -91,6 +94,7 @@ const TCP_ACK: u8 = TcpFlags::ACK;
 const SOURCE_PORT_TRIES: u32 = 16;
 
 pub struct Pipeline {
+    core: usize,
     flows: FlowTable,
     source_ports: SourcePortAllocator,
     timeouts: Timeouts,
@@ -100,6 +104,7 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(config: &PipelineConfig) -> Pipeline {
         Pipeline {
+            core: config.core,
             flows: FlowTable::new(config.flow_capacity),
             source_ports: SourcePortAllocator::new(
                 config.source_ports.0,
@@ -153,7 +158,10 @@ impl Pipeline {
             },
             None => {
                 if snap.is_local(&headers.key.dst) {
-                    return Verdict::SlowPath;
+                    return match self.source_ports.owner(headers.key.dst_port) {
+                        Some(owner) if owner != self.core => Verdict::Handoff(owner),
+                        _ => Verdict::SlowPath,
+                    };
                 }
                 let service_key = crate::tables::ServiceKey {
                     vip: headers.key.dst,

@@ -40,12 +40,14 @@ pub enum DropReason {
     NoSourcePort,
     /// The ring to the slow path was full.
     SlowPathFull,
+    /// The ring to the core that owns the flow was full.
+    HandoffFull,
     /// The port's transmit queue did not take the packet.
     TxFull,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
 
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Truncated,
@@ -62,6 +64,7 @@ impl DropReason {
         DropReason::NoSourceAddress,
         DropReason::NoSourcePort,
         DropReason::SlowPathFull,
+        DropReason::HandoffFull,
         DropReason::TxFull,
     ];
 
@@ -82,6 +85,7 @@ impl DropReason {
             DropReason::NoSourceAddress => "no_source_address",
             DropReason::NoSourcePort => "no_source_port",
             DropReason::SlowPathFull => "slow_path_full",
+            DropReason::HandoffFull => "handoff_full",
             DropReason::TxFull => "tx_full",
         }
     }
@@ -107,6 +111,8 @@ pub struct Counters {
     pub tx_packets: u64,
     pub tx_bytes: u64,
     pub slow_path_packets: u64,
+    /// Replies passed to the core that owns their flow.
+    pub handed_off: u64,
     pub flows_created: u64,
     pub flow_evictions: u64,
     /// Flow table entries (both directions of a flow count).
@@ -138,6 +144,7 @@ impl Counters {
         self.tx_packets += other.tx_packets;
         self.tx_bytes += other.tx_bytes;
         self.slow_path_packets += other.slow_path_packets;
+        self.handed_off += other.handed_off;
         self.flows_created += other.flows_created;
         self.flow_evictions += other.flow_evictions;
         self.flow_entries += other.flow_entries;
@@ -148,7 +155,8 @@ impl Counters {
     }
 }
 
-const FIELDS: usize = 9 + DropReason::COUNT;
+const HEAD: usize = 10;
+const FIELDS: usize = HEAD + DropReason::COUNT;
 
 /// One core's published counters.
 #[derive(Default)]
@@ -181,6 +189,7 @@ impl CoreStats {
             c.tx_packets,
             c.tx_bytes,
             c.slow_path_packets,
+            c.handed_off,
             c.flows_created,
             c.flow_evictions,
             c.flow_entries,
@@ -201,11 +210,12 @@ impl CoreStats {
         c.tx_packets = v[2];
         c.tx_bytes = v[3];
         c.slow_path_packets = v[4];
-        c.flows_created = v[5];
-        c.flow_evictions = v[6];
-        c.flow_entries = v[7];
-        c.generation = v[8];
-        c.drops.copy_from_slice(&v[9..]);
+        c.handed_off = v[5];
+        c.flows_created = v[6];
+        c.flow_evictions = v[7];
+        c.flow_entries = v[8];
+        c.generation = v[9];
+        c.drops.copy_from_slice(&v[HEAD..]);
         c
     }
 

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam::queue::ArrayQueue;
-use dataplane::lcore::Worker;
+use dataplane::lcore::{handoff_rings, Worker};
 use dataplane::pipeline::PipelineConfig;
 use dataplane::port::mem::{mem_pool, MemQueue, Sink, Source};
 use dataplane::stats::CoreStats;
@@ -82,7 +82,7 @@ fn publishing_while_forwarding_loses_and_misroutes_nothing() {
         let slow_path = Arc::new(ArrayQueue::new(16));
         thread::spawn(move || {
             let config = PipelineConfig { flow_capacity: 1 << 16, ..PipelineConfig::default() };
-            Worker::new(&config, queues, reader, stats, slow_path).run(&stop)
+            Worker::new(&config, queues, reader, stats, slow_path, handoff_rings(1, 16)).run(&stop)
         })
     };
 

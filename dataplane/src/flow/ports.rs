@@ -7,9 +7,12 @@
 //! - with a real NIC, one rte_flow rule per core (match the masquerade
 //!   address and `dst_port & mask == core`, action: that core's queue) steers
 //!   every reply to the core holding its flow entry, with no shared state;
-//! - on ports without rte_flow (af_packet, af_xdp on veth, pcap) there is one
-//!   queue, and the appliance runs one worker core per such port set; the
-//!   control side refuses more (see the port set-up).
+//! - without such rules (RSS alone, as set up today), a reply may land on any
+//!   core; a core that misses it in its flow table and sees that another
+//!   core owns the port hands the packet over through that core's handoff
+//!   ring (see `lcore`), one extra hop and no shared state;
+//! - ports with a single queue (af_packet, af_xdp on a veth, pcap) can feed
+//!   only one core: the port set-up refuses more workers than queues.
 //!
 //! Reuse and TIME_WAIT: the pod that served a connection keeps its socket in
 //! TIME_WAIT for 60 s; a new SYN to it from the same (address, port) with a
@@ -31,6 +34,9 @@ const CURSORS: usize = 1024;
 pub struct SourcePortAllocator {
     /// Lowest port of the range, rounded up so that `base & mask == 0`.
     base: u32,
+    /// Highest port of the range.
+    last: u32,
+    cores: u32,
     /// Ports this core owns.
     count: u32,
     stride: u32,
@@ -46,7 +52,23 @@ impl SourcePortAllocator {
         let core = core as u32 % stride;
         let span = (u32::from(last) + 1).saturating_sub(base + core);
         let count = span.div_ceil(stride);
-        SourcePortAllocator { base, count, stride, core, cursors: Box::new([0; CURSORS]) }
+        SourcePortAllocator {
+            base,
+            last: u32::from(last),
+            cores: cores.max(1) as u32,
+            count,
+            stride,
+            core,
+            cursors: Box::new([0; CURSORS]),
+        }
+    }
+
+    /// The core that hands out `port`, if any does.
+    #[inline]
+    pub fn owner(&self, port: u16) -> Option<usize> {
+        let port = u32::from(port);
+        let class = port & (self.stride - 1);
+        (port >= self.base && port <= self.last && class < self.cores).then_some(class as usize)
     }
 
     /// Ports this core can hand out.
@@ -102,6 +124,20 @@ mod tests {
                 assert_eq!(u32::from(p) & 3, core as u32);
                 assert!(seen.insert(p), "port {p} handed out twice");
             }
+        }
+    }
+
+    #[test]
+    fn owner_names_the_core_that_hands_a_port_out() {
+        let backend: Addr = Ipv4Addr::new(10, 0, 0, 1).into();
+        for core in 0..3 {
+            let mut alloc = SourcePortAllocator::new(1024, 65535, core, 3);
+            for _ in 0..100 {
+                let p = alloc.allocate(&backend, 80, 1, |_| true).unwrap();
+                assert_eq!(alloc.owner(p), Some(core));
+            }
+            assert_eq!(alloc.owner(22), None, "below the range");
+            assert_eq!(alloc.owner(1027), None, "class 3 of 4 belongs to no core");
         }
     }
 

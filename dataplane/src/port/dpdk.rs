@@ -26,6 +26,11 @@ pub enum DpdkError {
     BadArgument(String),
     #[error("the EAL was already started in this process; DPDK allows it once")]
     AlreadyStarted,
+    #[error(
+        "port {port:?} has {has} queue pair(s) but {wanted} worker cores need one each; \
+         run at most {has} worker(s) (dataplane.workers) or give the device more queues"
+    )]
+    TooFewQueues { port: String, wanted: u16, has: u16 },
 }
 
 type Result<T> = std::result::Result<T, DpdkError>;
@@ -184,6 +189,13 @@ impl Port {
         // SAFETY: `id` is a valid port; `info` is a valid out-pointer.
         check("rte_eth_dev_info_get", unsafe { sys::rte_eth_dev_info_get(id, &mut info) })?;
 
+        if queues > info.max_rx_queues || queues > info.max_tx_queues {
+            return Err(DpdkError::TooFewQueues {
+                port: name.into(),
+                wanted: queues,
+                has: info.max_rx_queues.min(info.max_tx_queues),
+            });
+        }
         let mut conf = sys::rte_eth_conf::default();
         if queues > 1 {
             // RSS spreads flows over the workers' queues. Replies to
