@@ -150,7 +150,7 @@ fn default_protocol() -> String {
     "TCP".into()
 }
 fn default_metrics_listen() -> String {
-    "127.0.0.1:9100".into()
+    "127.0.0.1:9476".into()
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff`.
@@ -297,7 +297,7 @@ mod tests {
         let c = Config::parse(MINIMAL).unwrap();
         assert_eq!(c.dataplane.workers, vec![1]);
         assert_eq!(c.services[0].protocol, "TCP");
-        assert_eq!(c.metrics.listen, "127.0.0.1:9100");
+        assert_eq!(c.metrics.listen, "127.0.0.1:9476");
     }
 
     #[test]

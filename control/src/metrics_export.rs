@@ -26,6 +26,7 @@ fn describe() {
     describe_counter!("switchyard_tx_packets_total", "Packets transmitted by a worker core");
     describe_counter!("switchyard_tx_bytes_total", "Bytes transmitted by a worker core");
     describe_counter!("switchyard_slow_path_packets_total", "Packets handed to the slow path");
+    describe_counter!("switchyard_handed_off_total", "Replies passed to the core that owns their flow");
     describe_counter!("switchyard_flows_created_total", "New flows");
     describe_counter!("switchyard_flow_evictions_total", "Live flows evicted from a full flow table bucket");
     describe_counter!("switchyard_drops_total", "Dropped packets, by reason");
@@ -44,6 +45,7 @@ pub fn export(stats: &CoreStats) {
         counter!("switchyard_tx_packets_total", "core" => core.clone()).absolute(c.tx_packets);
         counter!("switchyard_tx_bytes_total", "core" => core.clone()).absolute(c.tx_bytes);
         counter!("switchyard_slow_path_packets_total", "core" => core.clone()).absolute(c.slow_path_packets);
+        counter!("switchyard_handed_off_total", "core" => core.clone()).absolute(c.handed_off);
         counter!("switchyard_flows_created_total", "core" => core.clone()).absolute(c.flows_created);
         counter!("switchyard_flow_evictions_total", "core" => core.clone()).absolute(c.flow_evictions);
         gauge!("switchyard_flow_entries", "core" => core.clone()).set(c.flow_entries as f64);
@@ -68,6 +70,7 @@ pub fn summary_json(total: &Counters, published_generation: u64) -> serde_json::
         "rx_bytes": total.rx_bytes,
         "tx_bytes": total.tx_bytes,
         "slow_path_packets": total.slow_path_packets,
+        "handed_off": total.handed_off,
         "flows_created": total.flows_created,
         "flow_evictions": total.flow_evictions,
         "flow_entries": total.flow_entries,
