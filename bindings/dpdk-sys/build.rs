@@ -11,8 +11,7 @@ use std::process::{self, Command};
 /// Oldest DPDK whose API and ABI these bindings were written against.
 const MIN_DPDK: &str = "22.11";
 
-const INSTALL_HINT: &str =
-    "install with `apt-get install libdpdk-dev dpdk-dev pkg-config clang libclang-dev`";
+const INSTALL_HINT: &str = "install with `apt-get install libdpdk-dev dpdk-dev pkg-config clang libclang-dev`";
 
 fn main() {
     // Check every prerequisite before printing any cargo directive, so a
@@ -27,13 +26,7 @@ fn main() {
     for path in ["build.rs", "wrapper.h", "src/shim.c", "src/shim.h"] {
         println!("cargo:rerun-if-changed={path}");
     }
-    for var in [
-        "PKG_CONFIG",
-        "PKG_CONFIG_PATH",
-        "PKG_CONFIG_LIBDIR",
-        "PKG_CONFIG_SYSROOT_DIR",
-        "LIBCLANG_PATH",
-    ] {
+    for var in ["PKG_CONFIG", "PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR", "LIBCLANG_PATH"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
 
@@ -76,17 +69,12 @@ fn probe_dpdk() -> pkg_config::Library {
             // pkg-config's own first stderr line says what was wrong
             // (package missing, or too old); the rest is noise.
             let cause = match &err {
-                pkg_config::Error::Failure { output, .. }
-                | pkg_config::Error::ProbeFailure { output, .. } => {
+                pkg_config::Error::Failure { output, .. } | pkg_config::Error::ProbeFailure { output, .. } => {
                     String::from_utf8_lossy(&output.stderr).into_owned()
                 }
                 other => other.to_string(),
             };
-            let cause = cause
-                .lines()
-                .map(str::trim)
-                .find(|l| !l.is_empty())
-                .unwrap_or("");
+            let cause = cause.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
             fail(&format!(
                 "DPDK {MIN_DPDK} development files not found through pkg-config \
                  (libdpdk.pc); {INSTALL_HINT}\n  pkg-config: {cause}"
@@ -119,16 +107,9 @@ fn pkg_config_output(args: &[&str]) -> Vec<String> {
         .output()
         .unwrap_or_else(|e| fail(&format!("cannot run `{bin}`: {e}; {INSTALL_HINT}")));
     if !out.status.success() {
-        fail(&format!(
-            "`{bin} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        fail(&format!("`{bin} {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
     }
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect()
 }
 
 /// Translates `pkg-config --static --libs libdpdk` into cargo directives.
@@ -161,11 +142,7 @@ fn link_static() {
                 .and_then(|f| f.strip_suffix(".a"))
                 .unwrap_or_else(|| fail(&format!("unexpected library in libdpdk.pc: {arg}")));
             if seen.insert(name.to_owned()) {
-                let modifiers = if whole_archive {
-                    "+whole-archive,-bundle"
-                } else {
-                    "-bundle"
-                };
+                let modifiers = if whole_archive { "+whole-archive,-bundle" } else { "-bundle" };
                 println!("cargo:rustc-link-lib=static:{modifiers}={name}");
             }
         } else if let Some(name) = arg.strip_prefix("-l") {
@@ -221,15 +198,7 @@ fn generate_bindings(cflags: &[String]) {
     ] {
         builder = builder.allowlist_function(f);
     }
-    for t in [
-        "rte_eth_.*",
-        "rte_mbuf",
-        "rte_mempool",
-        "rte_ring",
-        "rte_flow_.*",
-        "rte_ether_.*",
-        "rte_lcore_.*",
-    ] {
+    for t in ["rte_eth_.*", "rte_mbuf", "rte_mempool", "rte_ring", "rte_flow_.*", "rte_ether_.*", "rte_lcore_.*"] {
         builder = builder.allowlist_type(t);
     }
     for v in [
@@ -253,13 +222,9 @@ fn generate_bindings(cflags: &[String]) {
         builder = builder.allowlist_var(v);
     }
 
-    let bindings = builder
-        .generate()
-        .unwrap_or_else(|e| fail(&format!("bindgen failed on wrapper.h: {e}")));
+    let bindings = builder.generate().unwrap_or_else(|e| fail(&format!("bindgen failed on wrapper.h: {e}")));
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    bindings
-        .write_to_file(out.join("bindings.rs"))
-        .unwrap_or_else(|e| fail(&format!("cannot write bindings.rs: {e}")));
+    bindings.write_to_file(out.join("bindings.rs")).unwrap_or_else(|e| fail(&format!("cannot write bindings.rs: {e}")));
 }
 
 /// Names and types of generated constants: wrapper.h's `SHIM_CONST_<NAME>`
@@ -277,10 +242,7 @@ impl bindgen::callbacks::ParseCallbacks for ConstNaming {
     fn int_macro(&self, name: &str, _value: i64) -> Option<IntKind> {
         if name.starts_with("RTE_MBUF_F_") {
             Some(IntKind::U64) // rte_mbuf.ol_flags
-        } else if matches!(
-            name,
-            "RTE_MBUF_DEFAULT_BUF_SIZE" | "RTE_MBUF_DEFAULT_DATAROOM" | "RTE_PKTMBUF_HEADROOM"
-        ) {
+        } else if matches!(name, "RTE_MBUF_DEFAULT_BUF_SIZE" | "RTE_MBUF_DEFAULT_DATAROOM" | "RTE_PKTMBUF_HEADROOM") {
             Some(IntKind::U16) // data_room_size of rte_pktmbuf_pool_create, data_off
         } else {
             None

@@ -304,10 +304,14 @@ mod tests {
     fn mistakes_are_named() {
         let err = |text: &str| format!("{:#}", Config::parse(text).unwrap_err());
         assert!(err(&MINIMAL.replace("10.244.0.3:8080", "10.244.0.3")).contains("is not address:port"));
-        assert!(err(&MINIMAL.replace("\"TCP\"", "\"ICMP\"").replace("port = 80", "port = 80\nprotocol = \"ICMP\"")).contains("unknown protocol"));
+        assert!(err(&MINIMAL.replace("\"TCP\"", "\"ICMP\"").replace("port = 80", "port = 80\nprotocol = \"ICMP\""))
+            .contains("unknown protocol"));
         assert!(err(&MINIMAL.replace("masquerade = true", "masquerade = true\nbogus = 1")).contains("unknown field"));
         assert!(err(&MINIMAL.replace("ipv4 = \"192.0.2.1\"", "")).contains("no ipv4 or ipv6"));
-        assert!(err(&MINIMAL.replace("[dataplane]", "[dataplane]\nworkers = [1, 2]\n").replace("masquerade = true", "masquerade = false")).contains("single worker core"));
+        assert!(err(&MINIMAL
+            .replace("[dataplane]", "[dataplane]\nworkers = [1, 2]\n")
+            .replace("masquerade = true", "masquerade = false"))
+        .contains("single worker core"));
         assert!(parse_mac("02:00:00:00:00").is_err());
         assert_eq!(parse_mac("02:00:00:00:00:0a").unwrap(), MacAddr([2, 0, 0, 0, 0, 10]));
         assert!(parse_prefix("10.0.0.0/33").is_err());

@@ -63,7 +63,8 @@ pub fn render_services(snap: &Snapshot) -> String {
         let _ = writeln!(out, "{:<28} {:<32} {:>8} {:>10}", s.name, s.key.to_string(), affinity, s.ring().len());
         let shares = s.ring().shares(s.backends.len());
         for (b, share) in s.backends.iter().zip(shares) {
-            let addr = if b.addr.is_v4() { format!("{}:{}", b.addr, b.port) } else { format!("[{}]:{}", b.addr, b.port) };
+            let addr =
+                if b.addr.is_v4() { format!("{}:{}", b.addr, b.port) } else { format!("[{}]:{}", b.addr, b.port) };
             let pct = 100.0 * share as f64 / s.ring().len().max(1) as f64;
             let _ = writeln!(out, "  -> {:<40} {:<12} weight {:<3} {:>5.1}%", addr, b.state.as_str(), b.weight, pct);
         }

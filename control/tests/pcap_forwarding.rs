@@ -38,10 +38,34 @@ fn vips() -> Vec<Vip> {
         (1..=n).map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 244, net, i)), port)).collect()
     };
     vec![
-        Vip { name: "default/web:http", vip: Ipv4Addr::new(10, 96, 0, 10), port: 80, protocol: proto::TCP, backends: backends(1, 3, 8080) },
-        Vip { name: "kube-system/dns:udp", vip: Ipv4Addr::new(10, 96, 0, 11), port: 53, protocol: proto::UDP, backends: backends(2, 2, 5353) },
-        Vip { name: "kube-system/dns:tcp", vip: Ipv4Addr::new(10, 96, 0, 11), port: 53, protocol: proto::TCP, backends: backends(2, 2, 5353) },
-        Vip { name: "shop/api:https", vip: Ipv4Addr::new(10, 96, 0, 12), port: 443, protocol: proto::TCP, backends: backends(3, 5, 8443) },
+        Vip {
+            name: "default/web:http",
+            vip: Ipv4Addr::new(10, 96, 0, 10),
+            port: 80,
+            protocol: proto::TCP,
+            backends: backends(1, 3, 8080),
+        },
+        Vip {
+            name: "kube-system/dns:udp",
+            vip: Ipv4Addr::new(10, 96, 0, 11),
+            port: 53,
+            protocol: proto::UDP,
+            backends: backends(2, 2, 5353),
+        },
+        Vip {
+            name: "kube-system/dns:tcp",
+            vip: Ipv4Addr::new(10, 96, 0, 11),
+            port: 53,
+            protocol: proto::TCP,
+            backends: backends(2, 2, 5353),
+        },
+        Vip {
+            name: "shop/api:https",
+            vip: Ipv4Addr::new(10, 96, 0, 12),
+            port: 443,
+            protocol: proto::TCP,
+            backends: backends(3, 5, 8443),
+        },
     ]
 }
 
@@ -93,14 +117,27 @@ fn predicted_backend(v: &Vip, client: Ipv4Addr, client_port: u16) -> SocketAddr 
         .iter()
         .map(|b| Backend { addr: b.ip().into(), port: b.port(), weight: 1, state: BackendState::Ready })
         .collect();
-    let service = Service::build(ServiceSpec { name: v.name.into(), key, backends, affinity_timeout_s: 0 }, DEFAULT_MAX_RING_SIZE);
-    let flow = FlowKey { src: client.into(), dst: v.vip.into(), src_port: client_port, dst_port: v.port, proto: v.protocol };
+    let service = Service::build(
+        ServiceSpec { name: v.name.into(), key, backends, affinity_timeout_s: 0 },
+        DEFAULT_MAX_RING_SIZE,
+    );
+    let flow =
+        FlowKey { src: client.into(), dst: v.vip.into(), src_port: client_port, dst_port: v.port, proto: v.protocol };
     let b = service.choose(flow.hash()).expect("a backend");
     SocketAddr::new(b.addr.to_ip(), b.port)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn frame(src_mac: MacAddr, src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, protocol: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+fn frame(
+    src_mac: MacAddr,
+    src: Ipv4Addr,
+    sport: u16,
+    dst: Ipv4Addr,
+    dport: u16,
+    protocol: u8,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let transport = if protocol == proto::TCP {
         Transport::Tcp { src_port: sport, dst_port: dport, flags, seq: 100, ack: 200 }
     } else {
@@ -157,8 +194,26 @@ fn pcap_flows_are_forwarded_and_checked_packet_by_packet() {
             input.push(match phase {
                 0 => frame(CLIENT_MAC, f.client, f.client_port, v.vip, v.port, v.protocol, 0x02, b"hello"),
                 1 => frame(GW_MAC, b, f.backend.port(), f.client, f.client_port, v.protocol, 0x12, b"hi there"),
-                2 => frame(CLIENT_MAC, f.client, f.client_port, v.vip, v.port, v.protocol, 0x18, b"GET / HTTP/1.1\r\n\r\n"),
-                3 => frame(GW_MAC, b, f.backend.port(), f.client, f.client_port, v.protocol, 0x18, b"HTTP/1.1 200 OK\r\n\r\n"),
+                2 => frame(
+                    CLIENT_MAC,
+                    f.client,
+                    f.client_port,
+                    v.vip,
+                    v.port,
+                    v.protocol,
+                    0x18,
+                    b"GET / HTTP/1.1\r\n\r\n",
+                ),
+                3 => frame(
+                    GW_MAC,
+                    b,
+                    f.backend.port(),
+                    f.client,
+                    f.client_port,
+                    v.protocol,
+                    0x18,
+                    b"HTTP/1.1 200 OK\r\n\r\n",
+                ),
                 _ if tcp => frame(CLIENT_MAC, f.client, f.client_port, v.vip, v.port, v.protocol, 0x11, b""),
                 _ => frame(CLIENT_MAC, f.client, f.client_port, v.vip, v.port, v.protocol, 0, b"bye"),
             });
@@ -176,7 +231,16 @@ fn pcap_flows_are_forwarded_and_checked_packet_by_packet() {
         let mut fragment = good.clone();
         fragment[14 + 6] |= 0x20;
         input.push(fragment);
-        input.push(frame(CLIENT_MAC, Ipv4Addr::new(198, 51, 100, 2), 1000 + u16::from(i), Ipv4Addr::new(10, 96, 9, 9), 80, proto::TCP, 0x02, b""));
+        input.push(frame(
+            CLIENT_MAC,
+            Ipv4Addr::new(198, 51, 100, 2),
+            1000 + u16::from(i),
+            Ipv4Addr::new(10, 96, 9, 9),
+            80,
+            proto::TCP,
+            0x02,
+            b"",
+        ));
     }
     for _ in 0..20 {
         let mut arp = vec![0xff; 6];

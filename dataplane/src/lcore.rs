@@ -160,7 +160,14 @@ impl<Q: PortQueue> Worker<Q> {
 /// Runs one packet through the pipeline and puts it where the verdict says.
 /// Dropping a buffer returns it to its pool.
 #[inline]
-fn handle<B: PacketBuf>(pipeline: &mut Pipeline, snap: &Snapshot, out: &mut Outputs<'_, B>, port: PortId, mut buf: B, now: u32) {
+fn handle<B: PacketBuf>(
+    pipeline: &mut Pipeline,
+    snap: &Snapshot,
+    out: &mut Outputs<'_, B>,
+    port: PortId,
+    mut buf: B,
+    now: u32,
+) {
     match pipeline.process(snap, port, buf.data_mut(), now) {
         Verdict::Forward(egress) => match out.tx.get_mut(usize::from(egress)) {
             Some(batch) if batch.len() < batch.capacity() => batch.push(buf),

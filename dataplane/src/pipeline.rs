@@ -224,7 +224,8 @@ impl Pipeline {
             let port = self
                 .source_ports
                 .allocate(&backend_addr, backend_port, SOURCE_PORT_TRIES, |p| {
-                    let reply = FlowKey { src: backend_addr, dst: src, src_port: backend_port, dst_port: p, proto: key.proto };
+                    let reply =
+                        FlowKey { src: backend_addr, dst: src, src_port: backend_port, dst_port: p, proto: key.proto };
                     flows.lookup(&reply, reply.hash(), now).is_none()
                 })
                 .ok_or(DropReason::NoSourcePort)?;
@@ -243,7 +244,8 @@ impl Pipeline {
             src_mac: egress.mac,
             dst_mac: hop.mac,
         };
-        let reply_key = FlowKey { src: backend_addr, dst: src, src_port: backend_port, dst_port: src_port, proto: key.proto };
+        let reply_key =
+            FlowKey { src: backend_addr, dst: src, src_port: backend_port, dst_port: src_port, proto: key.proto };
         let reply = NatAction {
             src: key.dst,
             dst: key.src,
@@ -265,7 +267,13 @@ impl Pipeline {
     /// The backend for a new flow: by the flow's hash, or with ClientIP
     /// affinity by the client's address, remembered for the affinity
     /// timeout so that endpoint changes do not move the client.
-    fn choose_backend(&mut self, service: &Service, key: &FlowKey, hash: u64, now: u32) -> Result<(Addr, u16), DropReason> {
+    fn choose_backend(
+        &mut self,
+        service: &Service,
+        key: &FlowKey,
+        hash: u64,
+        now: u32,
+    ) -> Result<(Addr, u16), DropReason> {
         if service.affinity_timeout_s == 0 {
             let b = service.choose(hash).ok_or(DropReason::NoEndpoint)?;
             return Ok((b.addr, b.port));
@@ -426,7 +434,11 @@ fn rewrite(frame: &mut [u8], h: &Headers, a: &NatAction) -> bool {
         let mut check = ip.checksum();
         check = update_4(check, key.src.v4_octets(), a.src.v4_octets());
         check = update_4(check, key.dst.v4_octets(), a.dst.v4_octets());
-        check = update_u16(check, u16::from_be_bytes([ttl, protocol]), u16::from_be_bytes([ttl.saturating_sub(1), protocol]));
+        check = update_u16(
+            check,
+            u16::from_be_bytes([ttl, protocol]),
+            u16::from_be_bytes([ttl.saturating_sub(1), protocol]),
+        );
         ip.set_ttl(ttl.saturating_sub(1));
         ip.set_src_addr(Ipv4Addr::from(a.src.v4_octets()));
         ip.set_dst_addr(Ipv4Addr::from(a.dst.v4_octets()));

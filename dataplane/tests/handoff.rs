@@ -21,11 +21,21 @@ const MASQ: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
 
 fn snapshot() -> Snapshot {
     let mut snap = Snapshot::default();
-    snap.ports.push(PortInfo { mac: MacAddr([2, 0, 0, 0, 0, 1]), ipv4: Some(Ipv4Addr::new(192, 0, 2, 1)), ipv6: None, masquerade: false });
+    snap.ports.push(PortInfo {
+        mac: MacAddr([2, 0, 0, 0, 0, 1]),
+        ipv4: Some(Ipv4Addr::new(192, 0, 2, 1)),
+        ipv6: None,
+        masquerade: false,
+    });
     snap.ports.push(PortInfo { mac: MacAddr([2, 0, 0, 0, 0, 2]), ipv4: Some(MASQ), ipv6: None, masquerade: true });
-    snap.routes.push(Route { prefix: Ipv4Addr::new(10, 244, 0, 0).into(), len: 16, via: NextHop { port: 1, mac: MacAddr([2, 0, 0, 0, 0, 0xb0]) } });
+    snap.routes.push(Route {
+        prefix: Ipv4Addr::new(10, 244, 0, 0).into(),
+        len: 16,
+        via: NextHop { port: 1, mac: MacAddr([2, 0, 0, 0, 0, 0xb0]) },
+    });
     let key = ServiceKey { vip: VIP.into(), port: 53, proto: proto::UDP };
-    let backends = vec![Backend { addr: Ipv4Addr::new(10, 244, 1, 1).into(), port: 5353, weight: 1, state: BackendState::Ready }];
+    let backends =
+        vec![Backend { addr: Ipv4Addr::new(10, 244, 1, 1).into(), port: 5353, weight: 1, state: BackendState::Ready }];
     let spec = ServiceSpec { name: "kube-system/dns:dns".into(), key, backends, affinity_timeout_s: 0 };
     snap.services.insert(key, Arc::new(Service::build(spec, DEFAULT_MAX_RING_SIZE)));
     snap

@@ -35,14 +35,23 @@ fn service(vip: IpAddr, port: u16, protocol: u8, backends: Vec<Backend>, affinit
 /// Port 0 faces clients, port 1 the pods (10.244.0.0/16, fd00:244::/32).
 fn snapshot(masquerade: bool, backends: Vec<Backend>) -> Snapshot {
     let mut snap = Snapshot::default();
-    snap.ports.push(PortInfo { mac: PORT_MAC[0], ipv4: Some(Ipv4Addr::new(192, 0, 2, 1)), ipv6: None, masquerade: false });
+    snap.ports.push(PortInfo {
+        mac: PORT_MAC[0],
+        ipv4: Some(Ipv4Addr::new(192, 0, 2, 1)),
+        ipv6: None,
+        masquerade: false,
+    });
     snap.ports.push(PortInfo {
         mac: PORT_MAC[1],
         ipv4: Some(MASQ),
         ipv6: Some("fd00:244::1".parse().unwrap()),
         masquerade,
     });
-    snap.routes.push(Route { prefix: Ipv4Addr::new(10, 244, 0, 0).into(), len: 16, via: NextHop { port: 1, mac: POD_GW_MAC } });
+    snap.routes.push(Route {
+        prefix: Ipv4Addr::new(10, 244, 0, 0).into(),
+        len: 16,
+        via: NextHop { port: 1, mac: POD_GW_MAC },
+    });
     snap.routes.push(Route {
         prefix: "fd00:244::".parse::<Ipv6Addr>().unwrap().into(),
         len: 32,
@@ -184,7 +193,8 @@ fn tcp_flow_is_dnated_and_its_reply_un_nated() {
 #[test]
 fn masquerade_uses_the_port_address_and_this_cores_ports() {
     let snap = snapshot(true, (1..=3).map(backend).collect());
-    let mut p = Pipeline::new(&PipelineConfig { core: 1, cores: 2, flow_capacity: 1 << 14, ..PipelineConfig::default() });
+    let mut p =
+        Pipeline::new(&PipelineConfig { core: 1, cores: 2, flow_capacity: 1 << 14, ..PipelineConfig::default() });
     let mut used = HashSet::new();
     for i in 0..200u16 {
         let mut f = udp(client(9), 10000 + i, IpAddr::V4(VIP), 53);

@@ -41,7 +41,12 @@ fn snapshot(backends: &[u8]) -> Snapshot {
     let key = ServiceKey { vip: VIP.into(), port: 80, proto: proto::TCP };
     let backends = backends
         .iter()
-        .map(|&b| Backend { addr: Ipv4Addr::new(10, 244, 1, b).into(), port: 8080, weight: 1, state: BackendState::Ready })
+        .map(|&b| Backend {
+            addr: Ipv4Addr::new(10, 244, 1, b).into(),
+            port: 8080,
+            weight: 1,
+            state: BackendState::Ready,
+        })
         .collect();
     let spec = ServiceSpec { name: "default/web:http".into(), key, backends, affinity_timeout_s: 0 };
     snap.services.insert(key, Arc::new(Service::build(spec, DEFAULT_MAX_RING_SIZE)));

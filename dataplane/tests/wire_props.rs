@@ -12,8 +12,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use dataplane::wire::checksum;
 use dataplane::wire::{
-    parse_l2, ArpPacket, EtherType, EthernetFrame, Icmpv4Packet, Icmpv6Packet, IpProtocol,
-    Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
+    parse_l2, ArpPacket, EtherType, EthernetFrame, Icmpv4Packet, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet,
+    TcpPacket, UdpPacket,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -37,12 +37,7 @@ fn exercise_all_views(bytes: &[u8]) {
         assert!(l2.l3_offset <= bytes.len());
     }
     if let Ok(eth) = EthernetFrame::new_checked(bytes) {
-        black_box((
-            eth.dst_addr(),
-            eth.src_addr(),
-            eth.ethertype(),
-            eth.payload(),
-        ));
+        black_box((eth.dst_addr(), eth.src_addr(), eth.ethertype(), eth.payload()));
         black_box(eth.src_addr().to_string());
     }
     if let Ok(arp) = ArpPacket::new_checked(bytes) {
@@ -51,28 +46,15 @@ fn exercise_all_views(bytes: &[u8]) {
         black_box((arp.target_hardware_addr(), arp.target_protocol_addr()));
     }
     if let Ok(ip) = Ipv4Packet::new_checked(bytes) {
-        black_box((
-            ip.version(),
-            ip.header_len(),
-            ip.has_options(),
-            ip.dscp_ecn(),
-        ));
+        black_box((ip.version(), ip.header_len(), ip.has_options(), ip.dscp_ecn()));
         black_box((ip.dscp(), ip.ecn(), ip.total_len(), ip.ident()));
-        black_box((
-            ip.dont_frag(),
-            ip.more_frags(),
-            ip.frag_offset(),
-            ip.is_fragment(),
-        ));
+        black_box((ip.dont_frag(), ip.more_frags(), ip.frag_offset(), ip.is_fragment()));
         black_box((ip.ttl(), ip.protocol(), ip.checksum(), ip.verify_checksum()));
         black_box((ip.src_addr(), ip.dst_addr(), ip.header(), ip.payload()));
         // The checked invariants must hold for the slices handed out.
         assert!(ip.header_len() >= 20);
         assert_eq!(ip.header().len(), ip.header_len());
-        assert_eq!(
-            ip.payload().len(),
-            usize::from(ip.total_len()) - ip.header_len()
-        );
+        assert_eq!(ip.payload().len(), usize::from(ip.total_len()) - ip.header_len());
     }
     if let Ok(ip) = Ipv6Packet::new_checked(bytes) {
         black_box((ip.version(), ip.traffic_class(), ip.flow_label()));
@@ -81,19 +63,8 @@ fn exercise_all_views(bytes: &[u8]) {
         assert_eq!(ip.payload().len(), usize::from(ip.payload_len()));
     }
     if let Ok(tcp) = TcpPacket::new_checked(bytes) {
-        black_box((
-            tcp.src_port(),
-            tcp.dst_port(),
-            tcp.seq_number(),
-            tcp.ack_number(),
-        ));
-        black_box((
-            tcp.header_len(),
-            tcp.flags(),
-            tcp.fin(),
-            tcp.syn(),
-            tcp.rst(),
-        ));
+        black_box((tcp.src_port(), tcp.dst_port(), tcp.seq_number(), tcp.ack_number()));
+        black_box((tcp.header_len(), tcp.flags(), tcp.fin(), tcp.syn(), tcp.rst()));
         black_box((tcp.psh(), tcp.ack(), tcp.urg(), tcp.ece(), tcp.cwr()));
         black_box((tcp.window(), tcp.checksum(), tcp.urgent_ptr()));
         black_box((tcp.options(), tcp.payload()));
@@ -282,18 +253,16 @@ fn flow() -> impl Strategy<Value = Flow> {
         0usize..=10,
         any::<u32>(),
     )
-        .prop_map(
-            |(transport, udp_checksum, ports, new_ports, force_zero, payload, words, seq)| Flow {
-                transport,
-                udp_checksum,
-                ports,
-                new_ports,
-                force_zero_after_rewrite: force_zero,
-                payload,
-                tcp_options_words: words,
-                seq,
-            },
-        )
+        .prop_map(|(transport, udp_checksum, ports, new_ports, force_zero, payload, words, seq)| Flow {
+            transport,
+            udp_checksum,
+            ports,
+            new_ports,
+            force_zero_after_rewrite: force_zero,
+            payload,
+            tcp_options_words: words,
+            seq,
+        })
 }
 
 /// Writes the transport header and payload into `l4`, which is exactly the
@@ -382,12 +351,8 @@ impl Family for V4 {
     }
     fn verify_l4(flow: &Flow, l4: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         match flow.transport {
-            Transport::Tcp => TcpPacket::new_checked(l4)
-                .unwrap()
-                .verify_checksum_v4(src, dst),
-            Transport::Udp => UdpPacket::new_checked(l4)
-                .unwrap()
-                .verify_checksum_v4(src, dst),
+            Transport::Tcp => TcpPacket::new_checked(l4).unwrap().verify_checksum_v4(src, dst),
+            Transport::Udp => UdpPacket::new_checked(l4).unwrap().verify_checksum_v4(src, dst),
         }
     }
 }
@@ -408,12 +373,8 @@ impl Family for V6 {
     }
     fn verify_l4(flow: &Flow, l4: &[u8], src: Ipv6Addr, dst: Ipv6Addr) -> bool {
         match flow.transport {
-            Transport::Tcp => TcpPacket::new_checked(l4)
-                .unwrap()
-                .verify_checksum_v6(src, dst),
-            Transport::Udp => UdpPacket::new_checked(l4)
-                .unwrap()
-                .verify_checksum_v6(src, dst),
+            Transport::Tcp => TcpPacket::new_checked(l4).unwrap().verify_checksum_v6(src, dst),
+            Transport::Udp => UdpPacket::new_checked(l4).unwrap().verify_checksum_v6(src, dst),
         }
     }
 }
@@ -422,13 +383,7 @@ impl Family for V6 {
 /// starting UDP checksum mode. Returns the checksum mode in effect (a
 /// "computes to zero" request on a payload too short for it falls back to
 /// a computed checksum).
-fn finish_l4<F: Family>(
-    flow: &Flow,
-    l4: &mut [u8],
-    src: F::Addr,
-    dst: F::Addr,
-    v4: bool,
-) -> UdpChecksum {
+fn finish_l4<F: Family>(flow: &Flow, l4: &mut [u8], src: F::Addr, dst: F::Addr, v4: bool) -> UdpChecksum {
     F::fill_l4(flow, l4, src, dst);
     if flow.transport == Transport::Tcp {
         return UdpChecksum::Computed;
@@ -478,13 +433,7 @@ fn rewrite_ports(flow: &Flow, l4: &mut [u8]) {
 
 /// The transport checksum the rewritten segment should carry, recomputed
 /// from scratch on a copy (keeping "absent" absent).
-fn recomputed_l4<F: Family>(
-    flow: &Flow,
-    l4: &[u8],
-    src: F::Addr,
-    dst: F::Addr,
-    mode: UdpChecksum,
-) -> Vec<u8> {
+fn recomputed_l4<F: Family>(flow: &Flow, l4: &[u8], src: F::Addr, dst: F::Addr, mode: UdpChecksum) -> Vec<u8> {
     let mut copy = l4.to_vec();
     if mode != UdpChecksum::Absent {
         F::fill_l4(flow, &mut copy, src, dst);

@@ -56,8 +56,7 @@ fn eal_null_vdev_round_trip() {
     assert!(ret >= 0, "rte_eal_init failed: {}", last_error());
 
     // SAFETY: EAL is initialised; these only read EAL state.
-    let (ports, lcore, socket) =
-        unsafe { (rte_eth_dev_count_avail(), shim_lcore_id(), rte_socket_id()) };
+    let (ports, lcore, socket) = unsafe { (rte_eth_dev_count_avail(), shim_lcore_id(), rte_socket_id()) };
     assert_eq!(ports, 1, "expected exactly the net_null0 vdev");
     // rte_eal_init makes its calling thread the main lcore (-l 0).
     assert_eq!(lcore, 0);
@@ -65,21 +64,9 @@ fn eal_null_vdev_round_trip() {
     let pool_name = CString::new("smoke_pool").unwrap();
     // SAFETY: EAL is initialised and the name is a valid C string; the
     // sizes are DPDK's defaults. socket_id from rte_socket_id is valid.
-    let pool = unsafe {
-        rte_pktmbuf_pool_create(
-            pool_name.as_ptr(),
-            1023,
-            32,
-            0,
-            RTE_MBUF_DEFAULT_BUF_SIZE,
-            socket as c_int,
-        )
-    };
-    assert!(
-        !pool.is_null(),
-        "rte_pktmbuf_pool_create failed: {}",
-        last_error()
-    );
+    let pool =
+        unsafe { rte_pktmbuf_pool_create(pool_name.as_ptr(), 1023, 32, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket as c_int) };
+    assert!(!pool.is_null(), "rte_pktmbuf_pool_create failed: {}", last_error());
 
     let port: u16 = 0;
     // Zeroed config = no offloads, no RSS: what a null device accepts.
@@ -119,10 +106,7 @@ fn eal_null_vdev_round_trip() {
             let data = shim_pktmbuf_data(m);
             let (data_len, pkt_len) = (shim_pktmbuf_data_len(m), shim_pktmbuf_pkt_len(m));
             assert!(!data.is_null());
-            assert!(
-                data_len > 0 && u32::from(data_len) == pkt_len,
-                "len {data_len}/{pkt_len}"
-            );
+            assert!(data_len > 0 && u32::from(data_len) == pkt_len, "len {data_len}/{pkt_len}");
             // The data must lie inside the mbuf's own buffer.
             let buf = (*m).buf_addr.cast::<u8>();
             let end = buf.add(usize::from((*m).buf_len));
@@ -149,10 +133,7 @@ fn eal_null_vdev_round_trip() {
         let m = shim_pktmbuf_alloc(pool);
         assert!(!m.is_null(), "pool exhausted");
         assert_eq!(shim_pktmbuf_set_len(m, 100), 0);
-        assert_eq!(
-            (shim_pktmbuf_data_len(m), shim_pktmbuf_pkt_len(m)),
-            (100, 100)
-        );
+        assert_eq!((shim_pktmbuf_data_len(m), shim_pktmbuf_pkt_len(m)), (100, 100));
         assert!(shim_pktmbuf_set_len(m, u16::MAX) < 0);
         assert_eq!(shim_pktmbuf_data_len(m), 100);
         shim_pktmbuf_free(m);

@@ -85,12 +85,25 @@ impl SourcePortAllocator {
     /// until `is_free` accepts one (it checks the flow table for a live
     /// mapping) or `tries` candidates were refused.
     #[inline]
-    pub fn allocate(&mut self, backend: &Addr, backend_port: u16, tries: u32, mut is_free: impl FnMut(u16) -> bool) -> Option<u16> {
+    pub fn allocate(
+        &mut self,
+        backend: &Addr,
+        backend_port: u16,
+        tries: u32,
+        mut is_free: impl FnMut(u16) -> bool,
+    ) -> Option<u16> {
         if self.count == 0 {
             return None;
         }
         let lanes = u64::from_le_bytes([
-            backend.0[8], backend.0[9], backend.0[10], backend.0[11], backend.0[12], backend.0[13], backend.0[14], backend.0[15],
+            backend.0[8],
+            backend.0[9],
+            backend.0[10],
+            backend.0[11],
+            backend.0[12],
+            backend.0[13],
+            backend.0[14],
+            backend.0[15],
         ]);
         let cursor = &mut self.cursors[(mix64(lanes ^ u64::from(backend_port)) as usize) % CURSORS];
         for _ in 0..tries {

@@ -205,7 +205,14 @@ impl FlowTable {
     }
 
     /// Inserts a single entry (an affinity record) with no peer.
-    pub fn insert(&mut self, key: FlowKey, hash: u64, action: NatAction, expires_at: u32, now: u32) -> (SlotId, InsertOutcome) {
+    pub fn insert(
+        &mut self,
+        key: FlowKey,
+        hash: u64,
+        action: NatAction,
+        expires_at: u32,
+        now: u32,
+    ) -> (SlotId, InsertOutcome) {
         let mut outcome = InsertOutcome::default();
         let slot = self.claim(hash, now, usize::MAX, &mut outcome);
         let entry = FlowEntry { key, action, expires_at, state: FlowState::Open, is_reply: false, peer: NO_PEER };
@@ -280,8 +287,7 @@ mod tests {
     fn pair_lives_and_dies_together() {
         let mut t = FlowTable::new(64);
         let (f, r) = (key(1), key(2));
-        let (slot, out) =
-            t.insert_pair((f, f.hash(), action(1)), (r, r.hash(), action(2)), FlowState::New, 30, 0);
+        let (slot, out) = t.insert_pair((f, f.hash(), action(1)), (r, r.hash(), action(2)), FlowState::New, 30, 0);
         assert_eq!(out.evicted, 0);
         assert_eq!(t.len(), 2);
         assert_eq!(t.lookup(&f, f.hash(), 1), Some(slot));
@@ -324,7 +330,7 @@ mod tests {
                 t.insert_pair((f, f.hash(), action(1)), (r, r.hash(), action(2)), FlowState::New, 1000 + i, 0);
             assert_eq!(t.lookup(&f, f.hash(), 1), Some(slot));
             assert!(t.lookup(&r, r.hash(), 1).is_some());
-            assert!(t.len() <= WAYS && t.len() % 2 == 0);
+            assert!(t.len() <= WAYS && t.len().is_multiple_of(2));
         }
     }
 }

@@ -141,7 +141,7 @@ impl Mempool {
         let cname = CString::new(name).map_err(|_| DpdkError::BadArgument(name.into()))?;
         // Room for a standard 1500-byte frame plus headroom, as DPDK's
         // RTE_MBUF_DEFAULT_BUF_SIZE.
-        let data_room = (2048 + sys::RTE_PKTMBUF_HEADROOM) as u16;
+        let data_room: u16 = 2048 + sys::RTE_PKTMBUF_HEADROOM;
         // SAFETY: the EAL is initialised; the name is a valid C string that
         // DPDK copies.
         let ptr = unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), mbufs, 256, 0, data_room, socket) };
@@ -224,7 +224,9 @@ impl Port {
                 sys::rte_eth_rx_queue_setup(id, q, rx_desc, socket, ptr::null(), pool.ptr.as_ptr())
             })?;
             // SAFETY: as above.
-            check("rte_eth_tx_queue_setup", unsafe { sys::rte_eth_tx_queue_setup(id, q, tx_desc, socket, ptr::null()) })?;
+            check("rte_eth_tx_queue_setup", unsafe {
+                sys::rte_eth_tx_queue_setup(id, q, tx_desc, socket, ptr::null())
+            })?;
         }
         // SAFETY: all queues are set up.
         check("rte_eth_dev_start", unsafe { sys::rte_eth_dev_start(id) })?;

@@ -160,17 +160,14 @@ mod tests {
     }
 
     fn ring_of(ids: &[String], weights: impl Fn(usize) -> u32) -> MaglevRing {
-        let backends: Vec<_> = ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| MaglevBackend { id: id.as_bytes(), weight: weights(i) })
-            .collect();
+        let backends: Vec<_> =
+            ids.iter().enumerate().map(|(i, id)| MaglevBackend { id: id.as_bytes(), weight: weights(i) }).collect();
         MaglevRing::build(&backends, DEFAULT_MAX_RING_SIZE)
     }
 
     #[test]
     fn ring_size_is_prime_and_capped() {
-        let is_prime = |n: usize| n > 1 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0);
+        let is_prime = |n: usize| n > 1 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d));
         assert!(RING_SIZES.iter().all(|&s| is_prime(s)));
         assert_eq!(MaglevRing::size_for(1, DEFAULT_MAX_RING_SIZE), 127);
         assert_eq!(MaglevRing::size_for(10, DEFAULT_MAX_RING_SIZE), 1021);

@@ -47,11 +47,7 @@ impl SnapshotPublisher {
         let current = Arc::new(ArcSwap::from_pointee(initial));
         let quiescent: QuiescentCounters = (0..cores).map(|_| CachePadded::new(AtomicU64::new(0))).collect();
         let readers = (0..cores)
-            .map(|core| SnapshotReader {
-                cache: Cache::new(current.clone()),
-                quiescent: quiescent.clone(),
-                core,
-            })
+            .map(|core| SnapshotReader { cache: Cache::new(current.clone()), quiescent: quiescent.clone(), core })
             .collect();
         (SnapshotPublisher { current, quiescent, retired: Vec::new() }, readers)
     }

@@ -156,10 +156,8 @@ mod tests {
 
     #[test]
     fn new_flows_avoid_terminating_backends_while_any_is_ready() {
-        let svc = Service::build(
-            spec(vec![backend(1, BackendState::Ready), backend(2, BackendState::Terminating)]),
-            1 << 17,
-        );
+        let svc =
+            Service::build(spec(vec![backend(1, BackendState::Ready), backend(2, BackendState::Terminating)]), 1 << 17);
         for h in 0..1000 {
             assert_eq!(svc.choose(h).map(|b| b.addr), Some(Ipv4Addr::new(10, 0, 0, 1).into()));
         }

@@ -97,7 +97,7 @@ impl Snapshot {
 
     /// Sorts routes so that the first match is the longest prefix.
     pub fn sort_routes(&mut self) {
-        self.routes.sort_by(|a, b| b.len.cmp(&a.len));
+        self.routes.sort_by_key(|r| std::cmp::Reverse(r.len));
     }
 
     /// Approximate heap bytes of the tables, for the scale report.
@@ -118,11 +118,7 @@ mod tests {
     fn next_hop_prefers_neighbours_then_longest_prefix() {
         let mac = |b| MacAddr([2, 0, 0, 0, 0, b]);
         let mut snap = Snapshot::default();
-        snap.routes.push(Route {
-            prefix: Ipv4Addr::UNSPECIFIED.into(),
-            len: 0,
-            via: NextHop { port: 0, mac: mac(1) },
-        });
+        snap.routes.push(Route { prefix: Ipv4Addr::UNSPECIFIED.into(), len: 0, via: NextHop { port: 0, mac: mac(1) } });
         snap.routes.push(Route {
             prefix: Ipv4Addr::new(10, 244, 0, 0).into(),
             len: 16,

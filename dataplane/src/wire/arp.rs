@@ -165,11 +165,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
 
     #[inline]
     pub fn set_sender_protocol_addr(&mut self, addr: Ipv4Addr) {
-        write_bytes(
-            self.buffer.as_mut(),
-            field::SENDER_PROTOCOL_ADDR,
-            &addr.octets(),
-        );
+        write_bytes(self.buffer.as_mut(), field::SENDER_PROTOCOL_ADDR, &addr.octets());
     }
 
     #[inline]
@@ -179,11 +175,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
 
     #[inline]
     pub fn set_target_protocol_addr(&mut self, addr: Ipv4Addr) {
-        write_bytes(
-            self.buffer.as_mut(),
-            field::TARGET_PROTOCOL_ADDR,
-            &addr.octets(),
-        );
+        write_bytes(self.buffer.as_mut(), field::TARGET_PROTOCOL_ADDR, &addr.octets());
     }
 
     /// Turns a request into the reply announcing that its target protocol
@@ -229,10 +221,7 @@ mod tests {
         assert_eq!(arp.hardware_type(), 1);
         assert_eq!(arp.protocol_type(), EtherType::IPV4);
         assert_eq!(arp.operation(), ArpOperation::Request);
-        assert_eq!(
-            arp.sender_hardware_addr(),
-            MacAddr([0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc])
-        );
+        assert_eq!(arp.sender_hardware_addr(), MacAddr([0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc]));
         assert_eq!(arp.sender_protocol_addr(), Ipv4Addr::new(10, 0, 0, 2));
         assert_eq!(arp.target_hardware_addr(), MacAddr::ZERO);
         assert_eq!(arp.target_protocol_addr(), Ipv4Addr::new(10, 0, 0, 1));
@@ -247,10 +236,7 @@ mod tests {
         assert_eq!(arp.operation(), ArpOperation::Reply);
         assert_eq!(arp.sender_hardware_addr(), ours);
         assert_eq!(arp.sender_protocol_addr(), Ipv4Addr::new(10, 0, 0, 1));
-        assert_eq!(
-            arp.target_hardware_addr(),
-            MacAddr([0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc])
-        );
+        assert_eq!(arp.target_hardware_addr(), MacAddr([0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc]));
         assert_eq!(arp.target_protocol_addr(), Ipv4Addr::new(10, 0, 0, 2));
         // The preamble is untouched.
         assert_eq!(&bytes[..6], &REQUEST[..6]);
@@ -279,10 +265,7 @@ mod tests {
 
     #[test]
     fn rejects_truncated_and_other_kinds() {
-        assert_eq!(
-            ArpPacket::new_checked(&REQUEST[..27]),
-            Err(Error::Truncated)
-        );
+        assert_eq!(ArpPacket::new_checked(&REQUEST[..27]), Err(Error::Truncated));
         for (at, value) in [(1, 6u8), (3, 0xdd), (4, 8), (5, 16)] {
             let mut bytes = REQUEST;
             bytes[at] = value;

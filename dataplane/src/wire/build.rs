@@ -119,7 +119,15 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn spec(src: IpAddr, dst: IpAddr, transport: Transport) -> FrameSpec<'static> {
-        FrameSpec { src_mac: MacAddr([2, 0, 0, 0, 0, 1]), dst_mac: MacAddr([2, 0, 0, 0, 0, 2]), src, dst, ttl: 64, transport, payload: b"hello" }
+        FrameSpec {
+            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            src,
+            dst,
+            ttl: 64,
+            transport,
+            payload: b"hello",
+        }
     }
 
     #[test]

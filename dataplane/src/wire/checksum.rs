@@ -97,10 +97,7 @@ pub fn checksum(data: &[u8]) -> u16 {
 pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u16 {
     // Adding each address as one 32-bit number is the same as adding its
     // two 16-bit halves, since 2^16 ≡ 1 (mod 0xFFFF).
-    let acc = u64::from(u32::from(src))
-        + u64::from(u32::from(dst))
-        + u64::from(protocol)
-        + u64::from(length);
+    let acc = u64::from(u32::from(src)) + u64::from(u32::from(dst)) + u64::from(protocol) + u64::from(length);
     fold(acc)
 }
 
@@ -108,10 +105,7 @@ pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16)
 /// the upper-layer packet length (32 bits) and the next-header value.
 #[inline]
 pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, length: u32) -> u16 {
-    let acc = words32_sum(&src.octets())
-        + words32_sum(&dst.octets())
-        + u64::from(next_header)
-        + u64::from(length);
+    let acc = words32_sum(&src.octets()) + words32_sum(&dst.octets()) + u64::from(next_header) + u64::from(length);
     fold(acc)
 }
 
@@ -119,10 +113,7 @@ pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, length: u
 #[inline]
 fn words32_sum(bytes: &[u8; 16]) -> u64 {
     let (words, _) = bytes.as_chunks::<4>();
-    words
-        .iter()
-        .map(|word| u64::from(u32::from_be_bytes(*word)))
-        .sum()
+    words.iter().map(|word| u64::from(u32::from_be_bytes(*word))).sum()
 }
 
 /// Same as [`words32_sum`] over the complement of `bytes`: the
@@ -130,10 +121,7 @@ fn words32_sum(bytes: &[u8; 16]) -> u64 {
 #[inline]
 fn complement_words32_sum(bytes: &[u8; 16]) -> u64 {
     let (words, _) = bytes.as_chunks::<4>();
-    words
-        .iter()
-        .map(|word| u64::from(!u32::from_be_bytes(*word)))
-        .sum()
+    words.iter().map(|word| u64::from(!u32::from_be_bytes(*word))).sum()
 }
 
 /// Incrementally updates checksum `check` after a 16-bit field covered by
@@ -149,9 +137,7 @@ pub fn update_u16(check: u16, old: u16, new: u16) -> u16 {
 pub fn update_4(check: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
     // Complementing a 32-bit number negates both of its 16-bit halves in
     // one's-complement arithmetic (0xFFFF_FFFF is a multiple of 0xFFFF).
-    let acc = u64::from(!check)
-        + u64::from(!u32::from_be_bytes(old))
-        + u64::from(u32::from_be_bytes(new));
+    let acc = u64::from(!check) + u64::from(!u32::from_be_bytes(old)) + u64::from(u32::from_be_bytes(new));
     !fold(acc)
 }
 

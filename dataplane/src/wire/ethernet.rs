@@ -168,10 +168,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
 
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        self.buffer
-            .as_mut()
-            .get_mut(field::PAYLOAD..)
-            .unwrap_or(&mut [])
+        self.buffer.as_mut().get_mut(field::PAYLOAD..).unwrap_or(&mut [])
     }
 }
 
@@ -206,9 +203,7 @@ pub fn parse_l2(frame: &[u8]) -> Result<L2Header> {
         if ethertype != tag_type {
             continue;
         }
-        let tag = frame
-            .get(offset..offset + vlan_field::LEN)
-            .ok_or(Error::Truncated)?;
+        let tag = frame.get(offset..offset + vlan_field::LEN).ok_or(Error::Truncated)?;
         vlan = Some(read_u16(tag, vlan_field::TCI) & vlan_field::VLAN_ID_MASK);
         ethertype = read_u16(tag, vlan_field::ETHERTYPE);
         offset += vlan_field::LEN;
@@ -217,11 +212,7 @@ pub fn parse_l2(frame: &[u8]) -> Result<L2Header> {
     if ethertype == EtherType::VLAN || ethertype == EtherType::QINQ {
         return Err(Error::Unsupported);
     }
-    Ok(L2Header {
-        ethertype,
-        vlan,
-        l3_offset: offset,
-    })
+    Ok(L2Header { ethertype, vlan, l3_offset: offset })
 }
 
 #[cfg(test)]
@@ -277,10 +268,7 @@ mod tests {
 
     #[test]
     fn short_frame_is_truncated() {
-        assert_eq!(
-            EthernetFrame::new_checked(&[0u8; 13][..]),
-            Err(Error::Truncated)
-        );
+        assert_eq!(EthernetFrame::new_checked(&[0u8; 13][..]), Err(Error::Truncated));
         assert_eq!(parse_l2(&[0u8; 13]), Err(Error::Truncated));
         let empty_payload = [0u8; 14];
         let frame = EthernetFrame::new_checked(&empty_payload[..]).unwrap();
@@ -290,68 +278,34 @@ mod tests {
     #[test]
     fn parse_untagged() {
         let frame = frame_with(&[], EtherType::IPV6);
-        assert_eq!(
-            parse_l2(&frame),
-            Ok(L2Header {
-                ethertype: EtherType::IPV6,
-                vlan: None,
-                l3_offset: 14
-            })
-        );
+        assert_eq!(parse_l2(&frame), Ok(L2Header { ethertype: EtherType::IPV6, vlan: None, l3_offset: 14 }));
     }
 
     #[test]
     fn parse_single_tag() {
         // PCP 5 and DEI set: only the low 12 bits are the VLAN id.
         let frame = frame_with(&[(EtherType::VLAN, 0xB000 | 100)], EtherType::IPV4);
-        assert_eq!(
-            parse_l2(&frame),
-            Ok(L2Header {
-                ethertype: EtherType::IPV4,
-                vlan: Some(100),
-                l3_offset: 18
-            })
-        );
+        assert_eq!(parse_l2(&frame), Ok(L2Header { ethertype: EtherType::IPV4, vlan: Some(100), l3_offset: 18 }));
     }
 
     #[test]
     fn parse_qinq_reports_inner_vlan() {
-        let frame = frame_with(
-            &[(EtherType::QINQ, 300), (EtherType::VLAN, 42)],
-            EtherType::ARP,
-        );
-        assert_eq!(
-            parse_l2(&frame),
-            Ok(L2Header {
-                ethertype: EtherType::ARP,
-                vlan: Some(42),
-                l3_offset: 22
-            })
-        );
+        let frame = frame_with(&[(EtherType::QINQ, 300), (EtherType::VLAN, 42)], EtherType::ARP);
+        assert_eq!(parse_l2(&frame), Ok(L2Header { ethertype: EtherType::ARP, vlan: Some(42), l3_offset: 22 }));
     }
 
     #[test]
     fn parse_lone_service_tag() {
         let frame = frame_with(&[(EtherType::QINQ, 7)], EtherType::IPV4);
         let l2 = parse_l2(&frame).unwrap();
-        assert_eq!(
-            (l2.ethertype, l2.vlan, l2.l3_offset),
-            (EtherType::IPV4, Some(7), 18)
-        );
+        assert_eq!((l2.ethertype, l2.vlan, l2.l3_offset), (EtherType::IPV4, Some(7), 18));
     }
 
     #[test]
     fn parse_rejects_extra_tags_and_truncated_tags() {
         let double_8021q = frame_with(&[(EtherType::VLAN, 1), (EtherType::VLAN, 2)], 0x0800);
         assert_eq!(parse_l2(&double_8021q), Err(Error::Unsupported));
-        let triple = frame_with(
-            &[
-                (EtherType::QINQ, 1),
-                (EtherType::VLAN, 2),
-                (EtherType::VLAN, 3),
-            ],
-            0x0800,
-        );
+        let triple = frame_with(&[(EtherType::QINQ, 1), (EtherType::VLAN, 2), (EtherType::VLAN, 3)], 0x0800);
         assert_eq!(parse_l2(&triple), Err(Error::Unsupported));
 
         let tagged = frame_with(&[(EtherType::VLAN, 5)], EtherType::IPV4);

@@ -196,9 +196,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
     /// Mutable [`payload`](Self::payload).
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        self.data_mut()
-            .get_mut(field::PAYLOAD..)
-            .unwrap_or_default()
+        self.data_mut().get_mut(field::PAYLOAD..).unwrap_or_default()
     }
 
     /// Computes the checksum over the whole message from scratch.
@@ -278,9 +276,7 @@ mod tests {
 
     #[test]
     fn port_unreachable_embeds_original() {
-        let original = [
-            0x45u8, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ];
+        let original = [0x45u8, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
         let mut bytes = [0u8; 8 + 20];
         let mut icmp = Icmpv4Packet::new_unchecked(&mut bytes[..]);
         icmp.set_msg_type(Icmpv4Type::DEST_UNREACHABLE);

@@ -194,9 +194,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
     /// Mutable [`payload`](Self::payload).
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        self.data_mut()
-            .get_mut(field::PAYLOAD..)
-            .unwrap_or_default()
+        self.data_mut().get_mut(field::PAYLOAD..).unwrap_or_default()
     }
 
     /// Computes the checksum from scratch for a message from `src` to
@@ -230,9 +228,7 @@ mod tests {
 
     /// Echo request fe80::1 -> fe80::2, ident 0x1234, seq 1, data "ping";
     /// checksum 0x91ae computed independently of this crate.
-    const ECHO: [u8; 12] = [
-        0x80, 0x00, 0x91, 0xae, 0x12, 0x34, 0x00, 0x01, b'p', b'i', b'n', b'g',
-    ];
+    const ECHO: [u8; 12] = [0x80, 0x00, 0x91, 0xae, 0x12, 0x34, 0x00, 0x01, b'p', b'i', b'n', b'g'];
 
     fn addrs() -> (Ipv6Addr, Ipv6Addr) {
         ("fe80::1".parse().unwrap(), "fe80::2".parse().unwrap())

@@ -248,11 +248,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     fn set_flags_frag_offset_bits(&mut self, mask: u16, bits: u16) {
         let data = self.data_mut();
         let word = read_u16(data, field::FLAGS_FRAG_OFFSET);
-        write_u16(
-            data,
-            field::FLAGS_FRAG_OFFSET,
-            (word & !mask) | (bits & mask),
-        );
+        write_u16(data, field::FLAGS_FRAG_OFFSET, (word & !mask) | (bits & mask));
     }
 
     #[inline]
@@ -367,10 +363,10 @@ mod tests {
         0x45, 0x00, 0x00, 0x3c, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, // ..csum
         0xc0, 0xa8, 0x01, 0x0a, 0x5d, 0xb8, 0xd8, 0x22, // addresses
         // TCP
-        0xc7, 0x38, 0x00, 0x50, 0x9a, 0x1b, 0x2c, 0x3d, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x02, 0xfa,
-        0xf0, 0x00, 0x00, 0x00, 0x00, // window, csum, urg
-        0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x9c, 0x27, 0x24, 0x00, 0x00, 0x00,
-        0x00, 0x01, 0x03, 0x03, 0x07, // options
+        0xc7, 0x38, 0x00, 0x50, 0x9a, 0x1b, 0x2c, 0x3d, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x02, 0xfa, 0xf0, 0x00, 0x00,
+        0x00, 0x00, // window, csum, urg
+        0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x9c, 0x27, 0x24, 0x00, 0x00, 0x00, 0x00, 0x01, 0x03,
+        0x03, 0x07, // options
         0xee, 0xee, 0xee, 0xee, 0xee, 0xee, // padding
     ];
 
@@ -392,15 +388,13 @@ mod tests {
         assert!(!packet.verify_checksum());
         assert_eq!(checksum::checksum(packet.header()), 0x26e9);
         let bytes = syn();
-        assert!(Ipv4Packet::new_checked(&bytes[..])
-            .unwrap()
-            .verify_checksum());
+        assert!(Ipv4Packet::new_checked(&bytes[..]).unwrap().verify_checksum());
 
         // The textbook header 192.168.0.1 -> 192.168.0.199, UDP, whose
         // checksum is 0xb861.
         let textbook: [u8; 20] = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
-            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8,
+            0x00, 0xc7,
         ];
         let header = Ipv4Packet::new_unchecked(&textbook[..]);
         assert!(header.verify_checksum());
@@ -510,25 +504,16 @@ mod tests {
 
         let mut short_ihl = good;
         short_ihl[0] = 0x44;
-        assert_eq!(
-            Ipv4Packet::new_checked(&short_ihl[..]),
-            Err(Error::BadHeaderLength)
-        );
+        assert_eq!(Ipv4Packet::new_checked(&short_ihl[..]), Err(Error::BadHeaderLength));
 
         // IHL 15 = 60 bytes, but only 40 in the buffer.
         let mut long_ihl = good;
         long_ihl[0] = 0x4f;
-        assert_eq!(
-            Ipv4Packet::new_checked(&long_ihl[..40]),
-            Err(Error::BadHeaderLength)
-        );
+        assert_eq!(Ipv4Packet::new_checked(&long_ihl[..40]), Err(Error::BadHeaderLength));
 
         let mut tiny_total = good;
         tiny_total[3] = 19;
-        assert_eq!(
-            Ipv4Packet::new_checked(&tiny_total[..]),
-            Err(Error::BadLength)
-        );
+        assert_eq!(Ipv4Packet::new_checked(&tiny_total[..]), Err(Error::BadLength));
 
         // total_len 60 but the buffer ends early.
         assert_eq!(Ipv4Packet::new_checked(&good[..59]), Err(Error::Truncated));

@@ -160,11 +160,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     #[inline]
     fn set_version_tc_flow_bits(&mut self, mask: u32, bits: u32) {
         let word = read_u32(self.data(), field::VERSION_TC_FLOW);
-        write_u32(
-            self.data_mut(),
-            field::VERSION_TC_FLOW,
-            (word & !mask) | (bits & mask),
-        );
+        write_u32(self.data_mut(), field::VERSION_TC_FLOW, (word & !mask) | (bits & mask));
     }
 
     #[inline]
@@ -174,10 +170,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
 
     #[inline]
     pub fn set_traffic_class(&mut self, traffic_class: u8) {
-        self.set_version_tc_flow_bits(
-            0x0FF0_0000,
-            u32::from(traffic_class) << field::TRAFFIC_CLASS_SHIFT,
-        );
+        self.set_version_tc_flow_bits(0x0FF0_0000, u32::from(traffic_class) << field::TRAFFIC_CLASS_SHIFT);
     }
 
     /// Sets the flow label; bits above the low 20 are ignored.
@@ -219,9 +212,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = field::PAYLOAD + usize::from(self.payload_len());
-        self.data_mut()
-            .get_mut(field::PAYLOAD..end)
-            .unwrap_or_default()
+        self.data_mut().get_mut(field::PAYLOAD..end).unwrap_or_default()
     }
 }
 
@@ -286,17 +277,11 @@ mod tests {
 
     #[test]
     fn rejects_bad_packets() {
-        assert_eq!(
-            Ipv6Packet::new_checked(&PACKET[..39]),
-            Err(Error::Truncated)
-        );
+        assert_eq!(Ipv6Packet::new_checked(&PACKET[..39]), Err(Error::Truncated));
         let mut v4 = PACKET;
         v4[0] = 0x4b;
         assert_eq!(Ipv6Packet::new_checked(&v4[..]), Err(Error::BadVersion));
-        assert_eq!(
-            Ipv6Packet::new_checked(&PACKET[..47]),
-            Err(Error::Truncated)
-        );
+        assert_eq!(Ipv6Packet::new_checked(&PACKET[..47]), Err(Error::Truncated));
         assert!(Ipv6Packet::new_checked(&PACKET[..48]).is_ok());
     }
 
@@ -314,13 +299,7 @@ mod tests {
         for nh in [0, 43, 44, 50, 51, 60, 135, 139, 140, 253, 254] {
             assert!(is_extension_header(nh), "{nh}");
         }
-        for nh in [
-            IpProtocol::TCP,
-            IpProtocol::UDP,
-            IpProtocol::ICMPV6,
-            IpProtocol::SCTP,
-            IpProtocol::IPV6_NO_NEXT,
-        ] {
+        for nh in [IpProtocol::TCP, IpProtocol::UDP, IpProtocol::ICMPV6, IpProtocol::SCTP, IpProtocol::IPV6_NO_NEXT] {
             assert!(!is_extension_header(nh), "{nh}");
         }
     }

@@ -95,13 +95,8 @@ pub enum Error {
 
 impl Error {
     /// Every variant, for pre-registering per-reason drop counters.
-    pub const ALL: [Error; 5] = [
-        Error::Truncated,
-        Error::BadVersion,
-        Error::BadHeaderLength,
-        Error::BadLength,
-        Error::Unsupported,
-    ];
+    pub const ALL: [Error; 5] =
+        [Error::Truncated, Error::BadVersion, Error::BadHeaderLength, Error::BadLength, Error::Unsupported];
 
     /// A short, stable, snake_case name suitable as a metrics label.
     pub const fn label(self) -> &'static str {

@@ -173,9 +173,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// Options bytes between the fixed header and the payload.
     #[inline]
     pub fn options(&self) -> &[u8] {
-        self.data()
-            .get(field::OPTIONS..self.header_len())
-            .unwrap_or_default()
+        self.data().get(field::OPTIONS..self.header_len()).unwrap_or_default()
     }
 
     /// The data after the header; empty if the data offset was made invalid
@@ -336,8 +334,8 @@ mod tests {
         0x00, 0x00, 0x00, 0x00, // ack
         0xa0, 0x02, 0xfa, 0xf0, // offset 10, SYN, window 64240
         0x9f, 0xe0, 0x00, 0x00, // checksum, urgent
-        0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x9c, 0x27, 0x24, 0x00, 0x00, 0x00,
-        0x00, 0x01, 0x03, 0x03, 0x07,
+        0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x9c, 0x27, 0x24, 0x00, 0x00, 0x00, 0x00, 0x01, 0x03,
+        0x03, 0x07,
     ];
     const SRC: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
     const DST: Ipv4Addr = Ipv4Addr::new(93, 184, 216, 34);
@@ -411,11 +409,8 @@ mod tests {
         tcp.fill_checksum_v4(new_src, DST);
         assert_eq!(tcp.checksum(), incremental);
 
-        let (a, b, c): (Ipv6Addr, Ipv6Addr, Ipv6Addr) = (
-            "fd00::1".parse().unwrap(),
-            "fd00::2".parse().unwrap(),
-            "fd00:1234::99".parse().unwrap(),
-        );
+        let (a, b, c): (Ipv6Addr, Ipv6Addr, Ipv6Addr) =
+            ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap(), "fd00:1234::99".parse().unwrap());
         tcp.fill_checksum_v6(a, b);
         tcp.adjust_checksum_for_v6_addr(b, c);
         assert!(tcp.verify_checksum_v6(a, c));
@@ -426,15 +421,9 @@ mod tests {
         assert_eq!(TcpPacket::new_checked(&SYN[..19]), Err(Error::Truncated));
         let mut small_offset = SYN;
         small_offset[12] = 0x40;
-        assert_eq!(
-            TcpPacket::new_checked(&small_offset[..]),
-            Err(Error::BadHeaderLength)
-        );
+        assert_eq!(TcpPacket::new_checked(&small_offset[..]), Err(Error::BadHeaderLength));
         // Data offset 10 words = 40 bytes, beyond a 39-byte buffer.
-        assert_eq!(
-            TcpPacket::new_checked(&SYN[..39]),
-            Err(Error::BadHeaderLength)
-        );
+        assert_eq!(TcpPacket::new_checked(&SYN[..39]), Err(Error::BadHeaderLength));
     }
 
     #[test]

@@ -93,17 +93,13 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     /// length field was made inconsistent after the check.
     #[inline]
     fn datagram(&self) -> &[u8] {
-        self.data()
-            .get(..usize::from(self.length()))
-            .unwrap_or_default()
+        self.data().get(..usize::from(self.length())).unwrap_or_default()
     }
 
     /// The bytes after the header, up to `length`.
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        self.data()
-            .get(field::PAYLOAD..usize::from(self.length()))
-            .unwrap_or_default()
+        self.data().get(field::PAYLOAD..usize::from(self.length())).unwrap_or_default()
     }
 
     /// Sum of the datagram, checksum field included, plus a pseudo-header.
@@ -130,8 +126,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         if self.checksum() == 0 {
             return false;
         }
-        let pseudo =
-            checksum::pseudo_header_v6(src, dst, IpProtocol::UDP, u32::from(self.length()));
+        let pseudo = checksum::pseudo_header_v6(src, dst, IpProtocol::UDP, u32::from(self.length()));
         self.sum_with(pseudo) == 0xFFFF
     }
 }
@@ -168,9 +163,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = usize::from(self.length());
-        self.data_mut()
-            .get_mut(field::PAYLOAD..end)
-            .unwrap_or_default()
+        self.data_mut().get_mut(field::PAYLOAD..end).unwrap_or_default()
     }
 
     #[inline]
@@ -185,24 +178,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     /// without a checksum, `set_checksum(0)` instead.
     pub fn fill_checksum_v4(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
         let length = self.length();
-        self.fill_with(checksum::pseudo_header_v4(
-            src,
-            dst,
-            IpProtocol::UDP,
-            length,
-        ));
+        self.fill_with(checksum::pseudo_header_v4(src, dst, IpProtocol::UDP, length));
     }
 
     /// Computes the checksum from scratch for a datagram from `src` to
     /// `dst` over IPv6 (a computed 0 is written as `0xFFFF`).
     pub fn fill_checksum_v6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
         let length = u32::from(self.length());
-        self.fill_with(checksum::pseudo_header_v6(
-            src,
-            dst,
-            IpProtocol::UDP,
-            length,
-        ));
+        self.fill_with(checksum::pseudo_header_v6(src, dst, IpProtocol::UDP, length));
     }
 
     #[inline]
@@ -331,10 +314,7 @@ mod tests {
 
     #[test]
     fn setters_round_trip_over_ipv6() {
-        let (a, b): (Ipv6Addr, Ipv6Addr) = (
-            "2001:db8::1".parse().unwrap(),
-            "2001:db8::53".parse().unwrap(),
-        );
+        let (a, b): (Ipv6Addr, Ipv6Addr) = ("2001:db8::1".parse().unwrap(), "2001:db8::53".parse().unwrap());
         let mut bytes = [0u8; 13];
         let mut udp = UdpPacket::new_unchecked(&mut bytes[..]);
         udp.set_src_port(4000);
@@ -349,10 +329,7 @@ mod tests {
         assert!(!udp.verify_checksum_v6(a, b));
 
         let udp = UdpPacket::new_checked(&bytes[..]).unwrap();
-        assert_eq!(
-            (udp.src_port(), udp.dst_port(), udp.length()),
-            (4000, 53, 13)
-        );
+        assert_eq!((udp.src_port(), udp.dst_port(), udp.length()), (4000, 53, 13));
         assert_eq!(udp.payload(), b"hello");
     }
 
@@ -361,10 +338,7 @@ mod tests {
         assert_eq!(UdpPacket::new_checked(&QUERY[..7]), Err(Error::Truncated));
         let mut short_len = QUERY;
         short_len[5] = 7;
-        assert_eq!(
-            UdpPacket::new_checked(&short_len[..]),
-            Err(Error::BadLength)
-        );
+        assert_eq!(UdpPacket::new_checked(&short_len[..]), Err(Error::BadLength));
         assert_eq!(UdpPacket::new_checked(&QUERY[..36]), Err(Error::Truncated));
         assert!(UdpPacket::new_checked(&QUERY[..37]).is_ok());
     }
