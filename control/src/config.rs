@@ -14,10 +14,19 @@ use dataplane::tables::{proto, DEFAULT_MAX_RING_SIZE};
 use dataplane::wire::MacAddr;
 use serde::Deserialize;
 
+use crate::agent::AgentConfig;
+use crate::node::NodeResources;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    pub dataplane: DataplaneConfig,
+    /// The forwarding side; absent, the process runs the node agent only.
+    pub dataplane: Option<DataplaneConfig>,
+    /// The node agent (kubelet duties); absent, the process only forwards.
+    pub agent: Option<AgentConfig>,
+    /// The node's resources: reservations and eviction thresholds.
+    #[serde(default)]
+    pub node: NodeResources,
     #[serde(default, rename = "port")]
     pub ports: Vec<PortConfig>,
     #[serde(default, rename = "route")]
@@ -29,6 +38,29 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where the admin API (for the CLI) listens; empty to disable.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { listen: default_admin_listen() }
+    }
+}
+
+/// The admin API's address, shared with the CLI's default.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9477";
+
+fn default_admin_listen() -> String {
+    DEFAULT_ADMIN_LISTEN.into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,9 +242,20 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
-        let d = &self.dataplane;
+        if let Some(agent) = &self.agent {
+            agent.validate()?;
+        }
+        let Some(d) = &self.dataplane else {
+            if self.agent.is_none() {
+                bail!("nothing to run: the config has neither a [dataplane] nor an [agent] section");
+            }
+            if !self.ports.is_empty() || !self.services.is_empty() {
+                bail!("[[port]] and [[service]] entries need a [dataplane] section");
+            }
+            return Ok(());
+        };
         if self.ports.is_empty() {
-            bail!("no [[port]] configured: the appliance needs at least one");
+            bail!("no [[port]] configured: the dataplane needs at least one");
         }
         if d.workers.is_empty() {
             bail!("dataplane.workers is empty: at least one worker core is needed");
@@ -295,7 +338,7 @@ mod tests {
     #[test]
     fn minimal_config_parses_with_defaults() {
         let c = Config::parse(MINIMAL).unwrap();
-        assert_eq!(c.dataplane.workers, vec![1]);
+        assert_eq!(c.dataplane.as_ref().unwrap().workers, vec![1]);
         assert_eq!(c.services[0].protocol, "TCP");
         assert_eq!(c.metrics.listen, "127.0.0.1:9476");
     }
@@ -312,6 +355,8 @@ mod tests {
             .replace("[dataplane]", "[dataplane]\nworkers = [1, 2]\n")
             .replace("masquerade = true", "masquerade = false"))
         .contains("single worker core"));
+        assert!(err("[agent]\nbackoff_initial_seconds = 0\n").contains("backoff"));
+        assert!(err("[metrics]\nlisten = \"\"\n").contains("nothing to run"));
         assert!(parse_mac("02:00:00:00:00").is_err());
         assert_eq!(parse_mac("02:00:00:00:00:0a").unwrap(), MacAddr([2, 0, 0, 0, 0, 10]));
         assert!(parse_prefix("10.0.0.0/33").is_err());

@@ -1,146 +1,78 @@
-//! `switchyard run`: start the EAL and the ports, pin one worker per
-//! configured core, and run the control loop on this thread until a signal
-//! (or `run_seconds`) says stop.
+//! `switchyard run`: start what the config asks for — the dataplane (DPDK
+//! ports and pinned workers) and/or the node agent — and run the control
+//! loop on this thread until a signal (or `run_seconds`) says stop.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use crossbeam::queue::ArrayQueue;
-use dataplane::lcore::{handoff_rings, HandoffRings, SlowPathRing, Worker};
-use dataplane::pipeline::{PipelineConfig, Timeouts};
-use dataplane::port::dpdk::{self, Eal, Mbuf, Mempool, Port};
-use dataplane::stats::CoreStats;
-use dataplane::tables::SnapshotPublisher;
-use dataplane::wire::MacAddr;
+use anyhow::Result;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::admin::{self, pod_views::NodeView, AdminState};
+use crate::agent::{self, AgentState};
 use crate::config::Config;
+use crate::dataplane_runtime::RunningDataplane;
 use crate::metrics_export;
+use crate::node::{NodeStatusSource, ReadyInputs};
 use crate::tables::snapshot_from_config;
-
-/// Slots in the ring from the cores to the slow path.
-const SLOW_PATH_RING: usize = 4096;
-/// Slots in each core's inbound handoff ring.
-const HANDOFF_RING: usize = 4096;
-/// `SOCKET_ID_ANY`: let DPDK place the pool.
-const ANY_SOCKET: i32 = -1;
 
 pub fn run(path: &Path) -> Result<()> {
     let config = Config::load(path)?;
-    let d = &config.dataplane;
-    let cpus: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().iter().map(|c| c.id).collect();
-    for cpu in &d.workers {
-        if !cpus.contains(cpu) {
-            bail!("dataplane.workers names CPU {cpu}, but this process may run on CPUs {cpus:?}");
-        }
-    }
-
-    let eal = Eal::init(&d.eal_args).context("starting DPDK's EAL (see dataplane.eal_args)")?;
-    let workers = d.workers.len();
-    let pool = Mempool::new("switchyard_rx", d.mbufs, ANY_SOCKET).context("creating the packet pool")?;
-    let mut ports = Vec::new();
-    for p in &config.ports {
-        let port = Port::open(&p.name, workers as u16, &pool).with_context(|| format!("opening port {:?}", p.name))?;
-        info!(port = %p.name, id = port.id, mac = %port.mac, queues = workers, "port started");
-        ports.push(port);
-    }
-    let macs: Vec<MacAddr> = ports.iter().map(|p| p.mac).collect();
-    let snapshot = snapshot_from_config(&config, &macs)?;
-    info!(services = snapshot.services.len(), "tables compiled");
-    let (mut publisher, readers) = SnapshotPublisher::new(snapshot, workers);
-    let stats = CoreStats::new(workers);
-    let slow_path: SlowPathRing<Mbuf> = Arc::new(ArrayQueue::new(SLOW_PATH_RING));
-    let handoff: HandoffRings<Mbuf> = handoff_rings(workers, HANDOFF_RING);
-    let stop = Arc::new(AtomicBool::new(false));
-
-    let timeouts = Timeouts {
-        tcp_new: d.timeouts.tcp_new.unwrap_or(Timeouts::default().tcp_new),
-        tcp_open: d.timeouts.tcp_open.unwrap_or(Timeouts::default().tcp_open),
-        tcp_closing: d.timeouts.tcp_closing.unwrap_or(Timeouts::default().tcp_closing),
-        udp: d.timeouts.udp.unwrap_or(Timeouts::default().udp),
+    let mut dataplane = match &config.dataplane {
+        Some(d) => Some(RunningDataplane::start(&config, d)?),
+        None => None,
     };
-    let mut handles = Vec::new();
-    for (core, reader) in readers.into_iter().enumerate() {
-        let pipeline = PipelineConfig {
-            core,
-            cores: workers,
-            flow_capacity: d.flow_capacity,
-            source_ports: (d.source_ports[0], d.source_ports[1]),
-            timeouts,
-        };
-        let queues: Vec<_> = ports.iter().map(|p| p.queue(core as u16)).collect();
-        let (stats, slow_path, handoff, stop) = (stats.clone(), slow_path.clone(), handoff.clone(), stop.clone());
-        let cpu = d.workers[core];
-        let handle = thread::Builder::new().name(format!("worker-{core}")).spawn(move || {
-            if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-                error!(core, cpu, "could not pin the worker; it runs unpinned");
-            }
-            if let Err(e) = dpdk::register_thread() {
-                warn!(core, "not registered with the EAL ({e}); mbuf allocation runs without a per-core cache");
-            }
-            info!(core, cpu, "worker polling");
-            Worker::new(&pipeline, queues, reader, stats, slow_path, handoff).run(&stop);
-            dpdk::unregister_thread();
-        })?;
-        handles.push(handle);
-    }
-
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let result = runtime.block_on(control_loop(path, &config, &macs, &mut publisher, &stats, &slow_path));
-
-    stop.store(true, Ordering::SeqCst);
-    for h in handles {
-        if h.join().is_err() {
-            error!("a worker thread panicked");
-        }
+    let result = runtime.block_on(control_loop(path, &config, dataplane.as_mut()));
+    if let Some(d) = dataplane {
+        println!("{}", d.stop());
     }
-    while slow_path.pop().is_some() {}
-    for ring in handoff.iter() {
-        while ring.pop().is_some() {}
-    }
-    for p in &ports {
-        let s = p.stats();
-        info!(port = %p.name, rx = s.rx_packets, tx = s.tx_packets, missed = s.rx_missed, no_mbuf = s.rx_no_mbuf, "port stopped");
-        p.close();
-    }
-    let summary = metrics_export::summary_json(&stats.total(), publisher.current().generation);
-    println!("{summary}");
-    drop(publisher);
-    drop(eal);
     result
 }
 
-/// The control thread's loop: metrics, reclamation, the slow path, reloads
-/// and signals.
-async fn control_loop(
-    path: &Path,
-    config: &Config,
-    macs: &[MacAddr],
-    publisher: &mut SnapshotPublisher,
-    stats: &CoreStats,
-    slow_path: &SlowPathRing<Mbuf>,
-) -> Result<()> {
+/// How often the node's status is recomputed (kubelet: 10 s).
+const NODE_STATUS_PERIOD: Duration = Duration::from_secs(10);
+
+async fn control_loop(path: &Path, config: &Config, mut dataplane: Option<&mut RunningDataplane>) -> Result<()> {
     if !config.metrics.listen.is_empty() {
         metrics_export::install(&config.metrics.listen)?;
         info!(listen = %config.metrics.listen, "metrics endpoint up");
     }
+    let agent_state = config.agent.as_ref().map(|_| Arc::new(AgentState::default()));
+    let admin = Arc::new(AdminState {
+        agent: agent_state.clone(),
+        stats: dataplane.as_ref().map(|d| d.stats.clone()),
+        ..AdminState::default()
+    });
+    if !config.admin.listen.is_empty() {
+        admin::serve(&config.admin.listen, admin.clone()).await?;
+    }
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let agent_task = match (&config.agent, &agent_state) {
+        (Some(a), Some(state)) => Some(tokio::spawn(agent::run(a.clone(), state.clone(), shutdown_rx.clone()))),
+        _ => None,
+    };
+    let mut node_status = config.agent.as_ref().map(|a| {
+        let nodefs = if a.root.exists() { a.root.clone() } else { "/".into() };
+        (a.node_name(), NodeStatusSource::new(config.node.clone(), nodefs, ""))
+    });
+
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let deadline = match config.dataplane.run_seconds {
-        0 => None,
-        s => Some(tokio::time::Instant::now() + Duration::from_secs(s)),
-    };
+    // The first node status waits a moment for the agent's first look at
+    // the runtime, so that Ready starts out right.
+    let mut node_tick = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_millis(500), NODE_STATUS_PERIOD);
+    let run_seconds = config.dataplane.as_ref().map_or(0, |d| d.run_seconds);
     let until_deadline = async {
-        match deadline {
-            Some(d) => tokio::time::sleep_until(d).await,
-            None => std::future::pending().await,
+        match run_seconds {
+            0 => std::future::pending().await,
+            s => tokio::time::sleep(Duration::from_secs(s)).await,
         }
     };
     tokio::pin!(until_deadline);
@@ -152,28 +84,80 @@ async fn control_loop(
             _ = interrupt.recv() => { info!("SIGINT: stopping"); break; }
             _ = terminate.recv() => { info!("SIGTERM: stopping"); break; }
             _ = &mut until_deadline => { info!("run_seconds elapsed: stopping"); break; }
-            _ = hangup.recv() => reload(path, macs, publisher),
-            _ = tick.tick() => {
-                publisher.reclaim();
-                // The slow path (ARP, ICMP, the appliance's own addresses)
-                // is not served yet: count and free what the cores hand over.
-                while slow_path.pop().is_some() {}
-                metrics_export::export(stats);
-                metrics::gauge!("switchyard_published_generation").set(publisher.current().generation as f64);
+            _ = hangup.recv() => {
+                if let Some(d) = dataplane.as_deref_mut() {
+                    reload(path, d);
+                }
             }
+            _ = tick.tick() => {
+                if let Some(d) = dataplane.as_deref_mut() {
+                    d.tick();
+                    if let Ok(mut s) = admin.snapshot.write() {
+                        *s = Some(d.publisher.current());
+                    }
+                }
+            }
+            _ = node_tick.tick() => {
+                if let (Some((name, source)), Some(state)) = (node_status.as_mut(), &agent_state) {
+                    update_node_view(name, source, state, &admin, dataplane.is_some());
+                }
+            }
+        }
+    }
+    let _ = shutdown.send(true);
+    if let Some(task) = agent_task {
+        match task.await {
+            Ok(Err(e)) => error!("node agent: {e:#}"),
+            Err(e) => error!("node agent task: {e}"),
+            Ok(Ok(())) => {}
         }
     }
     Ok(())
 }
 
+/// Recomputes the node's status for the CLI (and, later, the API server).
+fn update_node_view(name: &str, source: &mut NodeStatusSource, agent: &AgentState, admin: &AdminState, dataplane: bool) {
+    let runtime = agent.runtime.read().map(|r| r.clone()).unwrap_or_default();
+    let health = runtime.health.clone().unwrap_or_default();
+    let inputs = ReadyInputs {
+        runtime_ready: health.runtime_ready,
+        runtime_message: runtime.error.clone().unwrap_or_else(|| health.message.clone()),
+        network_ready: health.network_ready,
+        network_message: health.message.clone(),
+        // The dataplane runs in this process: if the control loop runs, so do
+        // the workers (a panicked worker takes the process down).
+        dataplane_healthy: true,
+        dataplane_message: if dataplane { String::new() } else { "no dataplane configured".into() },
+    };
+    let report = source.report(&inputs, crate::node::now());
+    let manifest_errors =
+        agent.manifest_errors.read().map(|e| e.iter().map(|e| e.to_string()).collect()).unwrap_or_default();
+    let view = NodeView {
+        name: name.to_string(),
+        status: match report {
+            Ok(r) => Some(r.to_k8s_node_status()),
+            Err(e) => {
+                warn!("node status: {e}");
+                None
+            }
+        },
+        runtime_version: runtime.version,
+        runtime_error: runtime.error,
+        manifest_errors,
+    };
+    if let Ok(mut n) = admin.node.write() {
+        *n = view;
+    }
+}
+
 /// SIGHUP: re-read the config's tables and publish them; a bad file keeps
 /// the last good tables.
-fn reload(path: &Path, macs: &[MacAddr], publisher: &mut SnapshotPublisher) {
-    let next = Config::load(path).and_then(|c| snapshot_from_config(&c, macs));
+fn reload(path: &Path, dataplane: &mut RunningDataplane) {
+    let next = Config::load(path).and_then(|c| snapshot_from_config(&c, &dataplane.macs));
     match next {
         Ok(snap) => {
             let services = snap.services.len();
-            let generation = publisher.publish(snap);
+            let generation = dataplane.publish(snap);
             info!(generation, services, "tables reloaded");
         }
         Err(e) => error!("reload failed, keeping the current tables: {e:#}"),

@@ -45,29 +45,8 @@ pub fn snapshot_from_config(config: &Config, device_macs: &[MacAddr]) -> Result<
             })
             .collect::<Result<Vec<_>>>()?;
         let spec = ServiceSpec { name: s.name.clone(), key, backends, affinity_timeout_s: s.affinity_timeout_seconds };
-        snap.services.insert(key, Arc::new(Service::build(spec, config.dataplane.max_ring_size)));
+        let max_ring = config.dataplane.as_ref().map_or(dataplane::tables::DEFAULT_MAX_RING_SIZE, |d| d.max_ring_size);
+        snap.services.insert(key, Arc::new(Service::build(spec, max_ring)));
     }
     Ok(snap)
-}
-
-/// The Service table as `ipvsadm -Ln` would show it: one block per VIP,
-/// one line per backend.
-pub fn render_services(snap: &Snapshot) -> String {
-    use std::fmt::Write;
-    let mut services: Vec<_> = snap.services.values().collect();
-    services.sort_by_key(|s| s.key);
-    let mut out = String::new();
-    let _ = writeln!(out, "{:<28} {:<32} {:>8} {:>10}", "SERVICE", "VIP", "AFFINITY", "RING");
-    for s in services {
-        let affinity = if s.affinity_timeout_s > 0 { format!("{}s", s.affinity_timeout_s) } else { "-".into() };
-        let _ = writeln!(out, "{:<28} {:<32} {:>8} {:>10}", s.name, s.key.to_string(), affinity, s.ring().len());
-        let shares = s.ring().shares(s.backends.len());
-        for (b, share) in s.backends.iter().zip(shares) {
-            let addr =
-                if b.addr.is_v4() { format!("{}:{}", b.addr, b.port) } else { format!("[{}]:{}", b.addr, b.port) };
-            let pct = 100.0 * share as f64 / s.ring().len().max(1) as f64;
-            let _ = writeln!(out, "  -> {:<40} {:<12} weight {:<3} {:>5.1}%", addr, b.state.as_str(), b.weight, pct);
-        }
-    }
-    out
 }

@@ -1,0 +1,201 @@
+//! The node agent: the kubelet's duties on this node. It runs the pods this
+//! node is given (static manifests now, the API server later) through the
+//! container runtime's CRI, watches them, and reports their status.
+
+pub mod backoff;
+pub mod cri;
+pub mod manager;
+pub mod manifests;
+pub mod observed;
+pub mod pod;
+pub mod probe;
+pub mod runtime_spec;
+pub mod status;
+pub mod worker;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use self::backoff::BackoffPolicy;
+use self::cri::{CriClient, RuntimeHealth};
+use self::manager::PodManager;
+use self::manifests::ManifestError;
+use self::runtime_spec::{parse_resolv_conf, NodeContext};
+use self::worker::{PodStore, WorkerSettings};
+
+/// The `[agent]` section of the config file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// This node's name; the host name by default.
+    pub node_name: Option<String>,
+    /// The node's address (status.hostIP, hostNetwork pods' IP).
+    pub node_ip: Option<IpAddr>,
+    #[serde(default = "default_endpoint")]
+    pub runtime_endpoint: String,
+    /// Directory of static pod manifests.
+    pub manifests: Option<PathBuf>,
+    /// Pod logs and emptyDir volumes.
+    #[serde(default = "default_root")]
+    pub root: PathBuf,
+    #[serde(default = "default_cgroup_root")]
+    pub cgroup_root: String,
+    #[serde(default)]
+    pub cluster_dns: Vec<String>,
+    #[serde(default = "default_domain")]
+    pub cluster_domain: String,
+    /// How often each pod worker looks at its pod.
+    #[serde(default = "default_sync_ms")]
+    pub sync_period_ms: u64,
+    /// How often the manifests directory is rescanned.
+    #[serde(default = "default_rescan_ms")]
+    pub rescan_period_ms: u64,
+    /// CrashLoopBackOff: first and longest wait (kubelet: 10 s and 300 s).
+    #[serde(default = "default_backoff_initial")]
+    pub backoff_initial_seconds: f64,
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max_seconds: f64,
+}
+
+fn default_endpoint() -> String {
+    "unix:///run/containerd/containerd.sock".into()
+}
+fn default_root() -> PathBuf {
+    "/var/lib/switchyard".into()
+}
+fn default_cgroup_root() -> String {
+    "/switchyard".into()
+}
+fn default_domain() -> String {
+    "cluster.local".into()
+}
+fn default_sync_ms() -> u64 {
+    1000
+}
+fn default_rescan_ms() -> u64 {
+    1000
+}
+fn default_backoff_initial() -> f64 {
+    10.0
+}
+fn default_backoff_max() -> f64 {
+    300.0
+}
+
+impl AgentConfig {
+    pub fn node_name(&self) -> String {
+        self.node_name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or("node".into())
+        })
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(self.backoff_initial_seconds > 0.0 && self.backoff_max_seconds >= self.backoff_initial_seconds) {
+            anyhow::bail!("agent: backoff_initial_seconds must be > 0 and ≤ backoff_max_seconds");
+        }
+        if self.sync_period_ms == 0 || self.rescan_period_ms == 0 {
+            anyhow::bail!("agent: sync_period_ms and rescan_period_ms must be > 0");
+        }
+        CriClient::socket_path(&self.runtime_endpoint).map_err(|e| anyhow::anyhow!("agent.runtime_endpoint: {e}"))?;
+        Ok(())
+    }
+}
+
+/// What the agent shows the CLI and the API.
+#[derive(Default)]
+pub struct AgentState {
+    pub pods: PodStore,
+    pub manifest_errors: RwLock<Vec<ManifestError>>,
+    pub runtime: RwLock<RuntimeView>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeView {
+    pub version: Option<String>,
+    pub health: Option<RuntimeHealth>,
+    /// Why the runtime could not be asked, when it could not.
+    pub error: Option<String>,
+}
+
+/// Runs the agent until `shutdown` turns true. Pods keep running when the
+/// agent stops; a new agent adopts them.
+pub async fn run(config: AgentConfig, state: Arc<AgentState>, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let node_name = config.node_name();
+    let cri = CriClient::new(&config.runtime_endpoint)?;
+    let host_dns = parse_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    let node = Arc::new(NodeContext {
+        node_name: node_name.clone(),
+        node_ip: config.node_ip.map(|ip| ip.to_string()),
+        root: config.root.clone(),
+        cgroup_root: config.cgroup_root.clone(),
+        cluster_dns: config.cluster_dns.clone(),
+        cluster_domain: config.cluster_domain.clone(),
+        host_dns,
+    });
+    let settings = WorkerSettings {
+        sync_period: Duration::from_millis(config.sync_period_ms),
+        backoff: BackoffPolicy {
+            initial: Duration::from_secs_f64(config.backoff_initial_seconds),
+            max: Duration::from_secs_f64(config.backoff_max_seconds),
+            ..BackoffPolicy::default()
+        },
+    };
+    let mut manager = PodManager::new(cri.clone(), node, settings, state.pods.clone());
+    info!(node = %node_name, runtime = %config.runtime_endpoint, manifests = ?config.manifests, "node agent starting");
+
+    let mut rescan = tokio::time::interval(Duration::from_millis(config.rescan_period_ms));
+    let mut housekeeping = tokio::time::interval(Duration::from_secs(5));
+    let mut runtime_check = tokio::time::interval(Duration::from_secs(10));
+    let mut last_seen: Option<BTreeSet<String>> = None;
+    let mut last_errors: Vec<ManifestError> = Vec::new();
+    let mut scanned = false;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = rescan.tick() => {
+                let Some(dir) = &config.manifests else { scanned = true; continue };
+                let scan = manifests::scan(dir, &node_name);
+                for e in scan.errors.iter().filter(|e| !last_errors.contains(e)) {
+                    error!("static pod manifest {e}");
+                }
+                last_errors = scan.errors.clone();
+                if let Ok(mut errors) = state.manifest_errors.write() {
+                    *errors = scan.errors;
+                }
+                let uids: BTreeSet<String> = scan.pods.iter().map(|p| p.uid.clone()).collect();
+                if last_seen.as_ref() != Some(&uids) {
+                    info!(pods = uids.len(), "static pods changed");
+                    last_seen = Some(uids);
+                }
+                manager.set_source("file", scan.pods);
+                scanned = true;
+            }
+            _ = housekeeping.tick(), if scanned => {
+                if let Err(e) = manager.tick().await {
+                    warn!("housekeeping: {e}");
+                }
+            }
+            _ = runtime_check.tick() => {
+                let view = match (cri.version().await, cri.health().await) {
+                    (Ok(version), Ok(health)) => RuntimeView { version: Some(version), health: Some(health), error: None },
+                    (Err(e), _) | (_, Err(e)) => RuntimeView { error: Some(e.to_string()), ..RuntimeView::default() },
+                };
+                if let Some(e) = &view.error {
+                    warn!("container runtime: {e}");
+                }
+                if let Ok(mut r) = state.runtime.write() {
+                    *r = view;
+                }
+            }
+        }
+    }
+    info!("node agent stopped; pods keep running");
+    Ok(())
+}

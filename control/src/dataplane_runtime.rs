@@ -1,0 +1,155 @@
+//! The dataplane side of `switchyard run`: the EAL, the ports, one pinned
+//! worker thread per configured CPU, and the handles the control thread
+//! keeps (snapshot publisher, counters, the slow-path ring).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use anyhow::{bail, Context, Result};
+use crossbeam::queue::ArrayQueue;
+use dataplane::lcore::{handoff_rings, HandoffRings, SlowPathRing, Worker};
+use dataplane::pipeline::{PipelineConfig, Timeouts};
+use dataplane::port::dpdk::{self, Eal, Mbuf, Mempool, Port};
+use dataplane::stats::CoreStats;
+use dataplane::tables::{Snapshot, SnapshotPublisher};
+use dataplane::wire::MacAddr;
+use tracing::{error, info, warn};
+
+use crate::config::{Config, DataplaneConfig};
+use crate::metrics_export;
+use crate::tables::snapshot_from_config;
+
+/// Slots in the ring from the cores to the slow path.
+const SLOW_PATH_RING: usize = 4096;
+/// Slots in each core's inbound handoff ring.
+const HANDOFF_RING: usize = 4096;
+/// `SOCKET_ID_ANY`: let DPDK place the pool.
+const ANY_SOCKET: i32 = -1;
+
+pub struct RunningDataplane {
+    // Dropped last: the EAL outlives the ports and the workers.
+    eal: Option<Eal>,
+    ports: Vec<Port>,
+    pub macs: Vec<MacAddr>,
+    pub publisher: SnapshotPublisher,
+    pub stats: CoreStats,
+    slow_path: SlowPathRing<Mbuf>,
+    handoff: HandoffRings<Mbuf>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+fn timeouts(d: &DataplaneConfig) -> Timeouts {
+    let t = Timeouts::default();
+    Timeouts {
+        tcp_new: d.timeouts.tcp_new.unwrap_or(t.tcp_new),
+        tcp_open: d.timeouts.tcp_open.unwrap_or(t.tcp_open),
+        tcp_closing: d.timeouts.tcp_closing.unwrap_or(t.tcp_closing),
+        udp: d.timeouts.udp.unwrap_or(t.udp),
+    }
+}
+
+impl RunningDataplane {
+    /// Starts DPDK and the workers with the tables of `config`.
+    pub fn start(config: &Config, d: &DataplaneConfig) -> Result<RunningDataplane> {
+        let cpus: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().iter().map(|c| c.id).collect();
+        for cpu in &d.workers {
+            if !cpus.contains(cpu) {
+                bail!("dataplane.workers names CPU {cpu}, but this process may run on CPUs {cpus:?}");
+            }
+        }
+        let eal = Eal::init(&d.eal_args).context("starting DPDK's EAL (see dataplane.eal_args)")?;
+        let workers = d.workers.len();
+        let pool = Mempool::new("switchyard_rx", d.mbufs, ANY_SOCKET).context("creating the packet pool")?;
+        let mut ports = Vec::new();
+        for p in &config.ports {
+            let port =
+                Port::open(&p.name, workers as u16, &pool).with_context(|| format!("opening port {:?}", p.name))?;
+            info!(port = %p.name, id = port.id, mac = %port.mac, queues = workers, "port started");
+            ports.push(port);
+        }
+        let macs: Vec<MacAddr> = ports.iter().map(|p| p.mac).collect();
+        let snapshot = snapshot_from_config(config, &macs)?;
+        info!(services = snapshot.services.len(), "tables compiled");
+        let (publisher, readers) = SnapshotPublisher::new(snapshot, workers);
+        let stats = CoreStats::new(workers);
+        let slow_path: SlowPathRing<Mbuf> = Arc::new(ArrayQueue::new(SLOW_PATH_RING));
+        let handoff: HandoffRings<Mbuf> = handoff_rings(workers, HANDOFF_RING);
+        let stop = Arc::new(AtomicBool::new(false));
+
+        let mut handles = Vec::new();
+        for (core, reader) in readers.into_iter().enumerate() {
+            let pipeline = PipelineConfig {
+                core,
+                cores: workers,
+                flow_capacity: d.flow_capacity,
+                source_ports: (d.source_ports[0], d.source_ports[1]),
+                timeouts: timeouts(d),
+            };
+            let queues: Vec<_> = ports.iter().map(|p| p.queue(core as u16)).collect();
+            let (stats, slow_path, handoff, stop) = (stats.clone(), slow_path.clone(), handoff.clone(), stop.clone());
+            let cpu = d.workers[core];
+            let handle = thread::Builder::new().name(format!("worker-{core}")).spawn(move || {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                    error!(core, cpu, "could not pin the worker; it runs unpinned");
+                }
+                if let Err(e) = dpdk::register_thread() {
+                    warn!(core, "not registered with the EAL ({e}); mbuf allocation runs without a per-core cache");
+                }
+                info!(core, cpu, "worker polling");
+                Worker::new(&pipeline, queues, reader, stats, slow_path, handoff).run(&stop);
+                dpdk::unregister_thread();
+            })?;
+            handles.push(handle);
+        }
+        Ok(RunningDataplane {
+            eal: Some(eal),
+            ports,
+            macs,
+            publisher,
+            stats,
+            slow_path,
+            handoff,
+            stop,
+            workers: handles,
+        })
+    }
+
+    /// The control loop's periodic work: free old snapshots, drain the slow
+    /// path, export counters.
+    pub fn tick(&mut self) {
+        self.publisher.reclaim();
+        // The slow path (ARP, ICMP, the appliance's own addresses) is not
+        // served yet: what the cores hand over is counted there and freed.
+        while self.slow_path.pop().is_some() {}
+        metrics_export::export(&self.stats);
+        metrics::gauge!("switchyard_published_generation").set(self.publisher.current().generation as f64);
+    }
+
+    pub fn publish(&mut self, snapshot: Snapshot) -> u64 {
+        self.publisher.publish(snapshot)
+    }
+
+    /// Stops the workers and the ports; returns the final counters as JSON.
+    pub fn stop(mut self) -> serde_json::Value {
+        self.stop.store(true, Ordering::SeqCst);
+        for h in self.workers.drain(..) {
+            if h.join().is_err() {
+                error!("a worker thread panicked");
+            }
+        }
+        while self.slow_path.pop().is_some() {}
+        for ring in self.handoff.iter() {
+            while ring.pop().is_some() {}
+        }
+        for p in &self.ports {
+            let s = p.stats();
+            info!(port = %p.name, rx = s.rx_packets, tx = s.tx_packets, missed = s.rx_missed, no_mbuf = s.rx_no_mbuf, "port stopped");
+            p.close();
+        }
+        let summary = metrics_export::summary_json(&self.stats.total(), self.publisher.current().generation);
+        drop(self.eal.take());
+        summary
+    }
+}
