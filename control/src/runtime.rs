@@ -67,7 +67,8 @@ async fn control_loop(path: &Path, config: &Config, mut dataplane: Option<&mut R
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     // The first node status waits a moment for the agent's first look at
     // the runtime, so that Ready starts out right.
-    let mut node_tick = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_millis(500), NODE_STATUS_PERIOD);
+    let mut node_tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_millis(500), NODE_STATUS_PERIOD);
     let run_seconds = config.dataplane.as_ref().map_or(0, |d| d.run_seconds);
     let until_deadline = async {
         match run_seconds {
@@ -116,7 +117,13 @@ async fn control_loop(path: &Path, config: &Config, mut dataplane: Option<&mut R
 }
 
 /// Recomputes the node's status for the CLI (and, later, the API server).
-fn update_node_view(name: &str, source: &mut NodeStatusSource, agent: &AgentState, admin: &AdminState, dataplane: bool) {
+fn update_node_view(
+    name: &str,
+    source: &mut NodeStatusSource,
+    agent: &AgentState,
+    admin: &AdminState,
+    dataplane: bool,
+) {
     let runtime = agent.runtime.read().map(|r| r.clone()).unwrap_or_default();
     let health = runtime.health.clone().unwrap_or_default();
     let inputs = ReadyInputs {

@@ -44,7 +44,8 @@ pub async fn serve(listen: &str, state: Arc<AdminState>) -> Result<()> {
                     let state = state.clone();
                     async move { Ok::<_, Infallible>(route(&state, &req)) }
                 });
-                if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
+                if let Err(e) =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
                 {
                     warn!("admin API connection: {e}");
                 }

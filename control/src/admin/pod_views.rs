@@ -87,7 +87,11 @@ pub fn pod_view(r: &PodReport) -> PodView {
 
 pub fn render_pods(pods: &[PodView], wide: bool) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{:<14} {:<32} {:>5} {:<18} {:>8} {:<15} SOURCE", "NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "IP");
+    let _ = writeln!(
+        out,
+        "{:<14} {:<32} {:>5} {:<18} {:>8} {:<15} SOURCE",
+        "NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "IP"
+    );
     for p in pods {
         let _ = writeln!(
             out,
@@ -136,7 +140,8 @@ pub fn render_node(n: &NodeView) -> String {
         return out;
     };
     if let Some(info) = &status.node_info {
-        let _ = writeln!(out, "Kernel:   {}   OS: {}   Arch: {}", info.kernel_version, info.os_image, info.architecture);
+        let _ =
+            writeln!(out, "Kernel:   {}   OS: {}   Arch: {}", info.kernel_version, info.os_image, info.architecture);
     }
     let _ = writeln!(out, "\nConditions:");
     let _ = writeln!(out, "  {:<16} {:<7} {:<32} {:<26} MESSAGE", "TYPE", "STATUS", "REASON", "SINCE");

@@ -161,7 +161,8 @@ impl CriClient {
     }
 
     pub async fn run_pod_sandbox(&self, config: PodSandboxConfig) -> Result<String, CriError> {
-        let mut request = tonic::Request::new(cri::RunPodSandboxRequest { config: Some(config), runtime_handler: String::new() });
+        let mut request =
+            tonic::Request::new(cri::RunPodSandboxRequest { config: Some(config), runtime_handler: String::new() });
         request.set_timeout(Duration::from_secs(120));
         let r = self.runtime.clone().run_pod_sandbox(request).await.map_err(|e| self.error("RunPodSandbox", e))?;
         Ok(r.into_inner().pod_sandbox_id)

@@ -108,10 +108,8 @@ impl PodManager {
             }
             let name = s.metadata.as_ref().map(|m| format!("{}/{}", m.namespace, m.name)).unwrap_or_default();
             info!(pod = %name, uid = %uid, sandbox = %s.id, "removing a sandbox no pod wants");
-            let containers = self
-                .cri
-                .list_containers(HashMap::from([(labels::POD_UID.to_string(), uid.clone())]))
-                .await?;
+            let containers =
+                self.cri.list_containers(HashMap::from([(labels::POD_UID.to_string(), uid.clone())])).await?;
             for c in containers.iter().filter(|c| c.pod_sandbox_id == s.id) {
                 if let Err(e) = self.cri.stop_container(&c.id, std::time::Duration::from_secs(10)).await {
                     warn!("stopping container {}: {e}", c.id);

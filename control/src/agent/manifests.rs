@@ -110,9 +110,11 @@ fn static_pod(mut pod: Pod, file: &Path, text: &str, node_name: &str) -> Result<
     let name = meta.name.clone().filter(|n| !n.is_empty()).ok_or("the Pod has no metadata.name")?;
     let namespace = meta.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into());
     let full_name = format!("{name}-{node_name}");
-    let uid = meta.uid.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| {
-        hash_hex(format!("{node_name}\n{}\n{name}\n{text}", file.display()).as_bytes())
-    });
+    let uid = meta
+        .uid
+        .clone()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| hash_hex(format!("{node_name}\n{}\n{name}\n{text}", file.display()).as_bytes()));
     meta.name = Some(full_name.clone());
     meta.namespace = Some(namespace.clone());
     meta.uid = Some(uid.clone());
@@ -169,8 +171,14 @@ spec:
             ("a-web.yaml", WEB),
             ("b-notyaml.yaml", "{{{ nope"),
             ("c-service.yaml", "kind: Service\napiVersion: v1\nmetadata: {name: x}\n"),
-            ("d-noimage.json", r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"x"},"spec":{"containers":[{"name":"c"}]}}"#),
-            ("e-badqty.yaml", &WEB.replace("web", "qty").replace("command:", "resources: {limits: {memory: lots}}\n    command:")),
+            (
+                "d-noimage.json",
+                r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"x"},"spec":{"containers":[{"name":"c"}]}}"#,
+            ),
+            (
+                "e-badqty.yaml",
+                &WEB.replace("web", "qty").replace("command:", "resources: {limits: {memory: lots}}\n    command:"),
+            ),
             (".hidden.yaml", "garbage"),
             ("README.md", "not a manifest"),
         ]);

@@ -126,7 +126,11 @@ pub struct RuntimeView {
 
 /// Runs the agent until `shutdown` turns true. Pods keep running when the
 /// agent stops; a new agent adopts them.
-pub async fn run(config: AgentConfig, state: Arc<AgentState>, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(
+    config: AgentConfig,
+    state: Arc<AgentState>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let node_name = config.node_name();
     let cri = CriClient::new(&config.runtime_endpoint)?;
     let host_dns = parse_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());

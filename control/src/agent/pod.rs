@@ -119,9 +119,11 @@ fn validate_spec(spec: &PodSpec) -> Result<(), String> {
                 return Err(format!("{at}: volumeMount {:?} names no volume of the pod", m.name));
             }
         }
-        for (kind, probe) in
-            [("livenessProbe", &c.liveness_probe), ("readinessProbe", &c.readiness_probe), ("startupProbe", &c.startup_probe)]
-        {
+        for (kind, probe) in [
+            ("livenessProbe", &c.liveness_probe),
+            ("readinessProbe", &c.readiness_probe),
+            ("startupProbe", &c.startup_probe),
+        ] {
             if let Some(p) = probe {
                 validate_probe(c, p).map_err(|e| format!("{at}.{kind}: {e}"))?;
             }

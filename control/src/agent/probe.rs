@@ -79,7 +79,8 @@ pub fn start(
     let startup = container.startup_probe.as_ref().map(Settings::new);
     let liveness = container.liveness_probe.as_ref().map(Settings::new);
     let readiness = container.readiness_probe.as_ref().map(Settings::new);
-    let initial = ProbeState { started: startup.is_none(), ready: readiness.is_none() && startup.is_none(), failed: None };
+    let initial =
+        ProbeState { started: startup.is_none(), ready: readiness.is_none() && startup.is_none(), failed: None };
     let (tx, rx) = watch::channel(initial);
     if startup.is_none() && liveness.is_none() && readiness.is_none() {
         return (rx, None);
@@ -149,11 +150,12 @@ impl Runner {
 
         // Liveness and readiness run side by side, each on its own period.
         let now = Instant::now();
-        let mut due: Vec<(Kind, Settings, Instant, Streak)> = [(Kind::Liveness, liveness), (Kind::Readiness, readiness)]
-            .into_iter()
-            .filter_map(|(kind, s)| s.map(|s| (kind, now + s.initial_delay, s)))
-            .map(|(kind, first, s)| (kind, s, first, Streak::default()))
-            .collect();
+        let mut due: Vec<(Kind, Settings, Instant, Streak)> =
+            [(Kind::Liveness, liveness), (Kind::Readiness, readiness)]
+                .into_iter()
+                .filter_map(|(kind, s)| s.map(|s| (kind, now + s.initial_delay, s)))
+                .map(|(kind, first, s)| (kind, s, first, Streak::default()))
+                .collect();
         loop {
             let Some(next) = due.iter().map(|d| d.2).min() else { return };
             tokio::time::sleep_until(next).await;

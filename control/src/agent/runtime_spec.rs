@@ -68,8 +68,7 @@ pub fn parse_resolv_conf(text: &str) -> cri::DnsConfig {
 }
 
 fn pod_labels(pod: &DesiredPod) -> HashMap<String, String> {
-    let mut l: HashMap<String, String> =
-        pod.pod.metadata.labels.clone().unwrap_or_default().into_iter().collect();
+    let mut l: HashMap<String, String> = pod.pod.metadata.labels.clone().unwrap_or_default().into_iter().collect();
     l.insert(labels::MANAGED.into(), "true".into());
     l.insert(labels::POD_UID.into(), pod.uid.clone());
     l.insert(labels::POD_NAME.into(), pod.name.clone());
@@ -136,10 +135,8 @@ pub fn sandbox_config(pod: &DesiredPod, attempt: u32, node: &NodeContext) -> cri
         })
         .collect();
     let network = if pod.host_network() { cri::NamespaceMode::Node } else { cri::NamespaceMode::Pod };
-    let privileged = spec
-        .containers
-        .iter()
-        .any(|c| c.security_context.as_ref().and_then(|s| s.privileged).unwrap_or(false));
+    let privileged =
+        spec.containers.iter().any(|c| c.security_context.as_ref().and_then(|s| s.privileged).unwrap_or(false));
     cri::PodSandboxConfig {
         metadata: Some(cri::PodSandboxMetadata {
             name: pod.name.clone(),
@@ -187,8 +184,9 @@ fn env_value(var: &EnvVar, pod: &DesiredPod, pod_ip: &str, node: &NodeContext) -
 /// CPU and memory requests and limits as Linux resources (cgroupfs).
 fn linux_resources(c: &Container) -> cri::LinuxContainerResources {
     const PERIOD: i64 = 100_000;
-    let get = |list: &Option<std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
-               name: &str| { list.as_ref().and_then(|l| l.get(name)).and_then(|q| Quantity::parse(&q.0).ok()) };
+    let get =
+        |list: &Option<std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+         name: &str| { list.as_ref().and_then(|l| l.get(name)).and_then(|q| Quantity::parse(&q.0).ok()) };
     let r = c.resources.clone().unwrap_or_default();
     let cpu_request = get(&r.requests, "cpu").or_else(|| get(&r.limits, "cpu"));
     let mut res = cri::LinuxContainerResources {

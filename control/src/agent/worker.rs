@@ -132,7 +132,11 @@ impl PodWorker {
                 Ok(acted) => {
                     self.note_error(None);
                     // After acting, look again soon to report the result.
-                    if acted { Duration::from_millis(200) } else { self.settings.sync_period }
+                    if acted {
+                        Duration::from_millis(200)
+                    } else {
+                        self.settings.sync_period
+                    }
                 }
                 Err(e) => {
                     warn!(pod = %self.pod.full_name(), "sync failed: {e}");
@@ -190,7 +194,7 @@ impl PodWorker {
                 observed.containers.entry(name).or_default().push(Instance { id: c.id, attempt, status });
             }
             for list in observed.containers.values_mut() {
-                list.sort_by(|a, b| b.attempt.cmp(&a.attempt));
+                list.sort_by_key(|i| std::cmp::Reverse(i.attempt));
             }
         }
         Ok((observed, sandboxes))
@@ -218,7 +222,8 @@ impl PodWorker {
 
         let finished = matches!(self.current_phase().as_deref(), Some("Succeeded") | Some("Failed"));
         if observed.sandbox.is_none() && !finished {
-            let attempt = sandboxes.iter().filter_map(|s| s.metadata.as_ref()).map(|m| m.attempt + 1).max().unwrap_or(0);
+            let attempt =
+                sandboxes.iter().filter_map(|s| s.metadata.as_ref()).map(|m| m.attempt + 1).max().unwrap_or(0);
             self.start_sandbox(attempt).await?;
             self.report(&observed);
             return Ok(true);
@@ -311,7 +316,11 @@ impl PodWorker {
         let image = c.image.clone().unwrap_or_default();
         let policy = c.image_pull_policy.clone().unwrap_or_else(|| {
             let tag = image.rsplit('/').next().and_then(|last| last.split_once(':')).map(|(_, t)| t);
-            if tag.is_none() || tag == Some("latest") { "Always".into() } else { "IfNotPresent".into() }
+            if tag.is_none() || tag == Some("latest") {
+                "Always".into()
+            } else {
+                "IfNotPresent".into()
+            }
         });
         let present = self.cri.image_id(&image).await?.is_some();
         if present && policy != "Always" {
@@ -379,7 +388,13 @@ impl PodWorker {
     }
 
     /// Restarts an exited container once its back-off has passed.
-    async fn restart_if_due(&mut self, c: &Container, i: &Instance, sandbox: &Sandbox, init: bool) -> Result<bool, CriError> {
+    async fn restart_if_due(
+        &mut self,
+        c: &Container,
+        i: &Instance,
+        sandbox: &Sandbox,
+        init: bool,
+    ) -> Result<bool, CriError> {
         let delay = self.settings.backoff.delay(i.attempt, i.run_time());
         let due = i.finished_at().unwrap_or(SystemTime::UNIX_EPOCH) + delay;
         if SystemTime::now() < due {

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-pub mod pcap;
+pub mod appliance;
 pub mod containerd;
+pub mod pcap;
