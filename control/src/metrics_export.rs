@@ -33,6 +33,11 @@ fn describe() {
     describe_gauge!("switchyard_flow_entries", "Flow table entries in use (two per NAT flow)");
     describe_gauge!("switchyard_snapshot_generation", "Generation of the table snapshot a core uses");
     describe_gauge!("switchyard_published_generation", "Generation of the last published table snapshot");
+    describe_gauge!("switchyard_node_condition", "Node conditions: 1 for the condition's current status");
+    describe_gauge!("switchyard_node_capacity", "Node capacity by resource (cpu in cores, memory in bytes)");
+    describe_gauge!("switchyard_node_allocatable", "Node allocatable by resource (cpu in cores, memory in bytes)");
+    describe_gauge!("switchyard_pods", "Pods the node agent runs, by status as `switchyard pods` shows it (phase or waiting reason)");
+    describe_gauge!("switchyard_pod_container_restarts", "Container restarts of a pod");
 }
 
 /// Copies the cores' counters into the registry.
@@ -78,4 +83,36 @@ pub fn summary_json(total: &Counters, published_generation: u64) -> serde_json::
         "published_generation": published_generation,
         "drops": drops,
     })
+}
+
+/// The node agent's view as metrics: node conditions, capacity and
+/// allocatable, pods by phase, container restarts.
+pub fn export_node(node: &crate::admin::pod_views::NodeView, pods: &[crate::admin::pod_views::PodView]) {
+    if let Some(status) = &node.status {
+        for c in status.conditions.iter().flatten() {
+            for s in ["True", "False", "Unknown"] {
+                gauge!("switchyard_node_condition", "condition" => c.type_.clone(), "status" => s)
+                    .set(if c.status == s { 1.0 } else { 0.0 });
+            }
+        }
+        for (metric, list) in [("switchyard_node_capacity", &status.capacity), ("switchyard_node_allocatable", &status.allocatable)] {
+            for (resource, q) in list.iter().flatten() {
+                if let Ok(q) = crate::quantity::Quantity::parse(&q.0) {
+                    // CPU in cores, everything else in its unit (bytes, pods).
+                    let value = if resource == "cpu" { q.as_milli() as f64 / 1000.0 } else { q.as_value() as f64 };
+                    gauge!(metric, "resource" => resource.clone()).set(value);
+                }
+            }
+        }
+    }
+    let mut phases: std::collections::BTreeMap<&str, f64> =
+        ["Pending", "Running", "Succeeded", "Failed"].iter().map(|p| (*p, 0.0)).collect();
+    for p in pods {
+        *phases.entry(p.phase.as_str()).or_default() += 1.0;
+        gauge!("switchyard_pod_container_restarts", "namespace" => p.namespace.clone(), "pod" => p.name.clone())
+            .set(f64::from(p.restarts));
+    }
+    for (phase, n) in phases {
+        gauge!("switchyard_pods", "status" => phase.to_string()).set(n);
+    }
 }

@@ -152,6 +152,12 @@ fn update_node_view(
         runtime_error: runtime.error,
         manifest_errors,
     };
+    let pods: Vec<_> = agent
+        .pods
+        .read()
+        .map(|p| p.values().map(crate::admin::pod_views::pod_view).collect())
+        .unwrap_or_default();
+    metrics_export::export_node(&view, &pods);
     if let Ok(mut n) = admin.node.write() {
         *n = view;
     }

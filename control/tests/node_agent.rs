@@ -59,6 +59,21 @@ spec:
       periodSeconds: 1
 "#;
 
+const LIVENESS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: wedged}
+spec:
+  containers:
+  - name: app
+    image: switchyard.local/busybox:1
+    command: ["sleep", "3600"]
+    livenessProbe:
+      tcpSocket: {port: 9999}
+      periodSeconds: 1
+      failureThreshold: 2
+"#;
+
 fn pods(a: &Appliance) -> Vec<Value> {
     a.get("/v1/pods").and_then(|v| v.as_array().cloned()).unwrap_or_default()
 }
@@ -147,6 +162,13 @@ listen = ""
         pod(a, "crash-node-t").is_some_and(|p| p["phase"] == "CrashLoopBackOff")
     });
 
+    // A failing liveness probe gets the container killed and restarted.
+    write(&manifests, "wedged.yaml", LIVENESS);
+    sy.wait_for("wedged to be restarted by its liveness probe", Duration::from_secs(40), |a| {
+        pod(a, "wedged-node-t").is_some_and(|p| p["restarts"].as_i64().unwrap_or(0) >= 1)
+    });
+    std::fs::remove_file(manifests.join("wedged.yaml")).unwrap();
+
     // A failing readiness probe: running, not ready; ready once it passes.
     write(&manifests, "notready.yaml", NOT_READY);
     sy.wait_for("notready to run", Duration::from_secs(30), |a| {
@@ -171,7 +193,9 @@ listen = ""
 
     // Deleting a manifest removes the pod and its sandbox.
     std::fs::remove_file(manifests.join("crash.yaml")).unwrap();
-    sy.wait_for("crash to go", Duration::from_secs(30), |a| pod(a, "crash-node-t").is_none());
+    sy.wait_for("crash and wedged to go", Duration::from_secs(30), |a| {
+        pod(a, "crash-node-t").is_none() && pod(a, "wedged-node-t").is_none()
+    });
     sy.wait_for("two sandboxes left", Duration::from_secs(15), |_| sandboxes(&ctrd) == 2);
 
     // containerd dies and comes back: the agent reconnects; nothing doubles.

@@ -54,7 +54,8 @@ pub struct AgentConfig {
     /// How often each pod worker looks at its pod.
     #[serde(default = "default_sync_ms")]
     pub sync_period_ms: u64,
-    /// How often the manifests directory is rescanned.
+    /// How often the manifests directory is rescanned, besides the scans
+    /// that inotify triggers on every change (a safety net, as kubelet's).
     #[serde(default = "default_rescan_ms")]
     pub rescan_period_ms: u64,
     /// CrashLoopBackOff: first and longest wait (kubelet: 10 s and 300 s).
@@ -80,7 +81,7 @@ fn default_sync_ms() -> u64 {
     1000
 }
 fn default_rescan_ms() -> u64 {
-    1000
+    5000
 }
 fn default_backoff_initial() -> f64 {
     10.0
@@ -106,6 +107,22 @@ impl AgentConfig {
         CriClient::socket_path(&self.runtime_endpoint).map_err(|e| anyhow::anyhow!("agent.runtime_endpoint: {e}"))?;
         Ok(())
     }
+}
+
+/// Watches `dir` with inotify; each change sends on `changed` (coalesced).
+/// Without inotify (or the directory), the periodic rescan still works.
+fn watch_dir(dir: &std::path::Path, changed: tokio::sync::mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+        let _ = changed.try_send(());
+    })
+    .map_err(|e| warn!("manifests: no inotify ({e}); rescanning periodically only"))
+    .ok()?;
+    watcher
+        .watch(dir, notify::RecursiveMode::NonRecursive)
+        .map_err(|e| warn!("manifests: cannot watch {} ({e}); rescanning periodically only", dir.display()))
+        .ok()?;
+    Some(watcher)
 }
 
 /// What the agent shows the CLI and the API.
@@ -155,6 +172,9 @@ pub async fn run(
     info!(node = %node_name, runtime = %config.runtime_endpoint, manifests = ?config.manifests, "node agent starting");
 
     let mut rescan = tokio::time::interval(Duration::from_millis(config.rescan_period_ms));
+    // inotify on the manifests directory: a change is picked up at once.
+    let (changed_tx, mut changed) = tokio::sync::mpsc::channel::<()>(1);
+    let _watcher = config.manifests.as_ref().and_then(|dir| watch_dir(dir, changed_tx));
     let mut housekeeping = tokio::time::interval(Duration::from_secs(5));
     let mut runtime_check = tokio::time::interval(Duration::from_secs(10));
     let mut last_seen: Option<BTreeSet<String>> = None;
@@ -163,7 +183,12 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
-            _ = rescan.tick() => {
+            _ = async {
+                tokio::select! {
+                    _ = rescan.tick() => {}
+                    Some(()) = changed.recv() => {}
+                }
+            } => {
                 let Some(dir) = &config.manifests else { scanned = true; continue };
                 let scan = manifests::scan(dir, &node_name);
                 for e in scan.errors.iter().filter(|e| !last_errors.contains(e)) {

@@ -131,9 +131,10 @@ impl PodWorker {
             delay = match self.sync().await {
                 Ok(acted) => {
                     self.note_error(None);
-                    // After acting, look again soon to report the result.
+                    // After acting, look again at once: the next step (the
+                    // containers after the sandbox) and the report wait on it.
                     if acted {
-                        Duration::from_millis(200)
+                        Duration::from_millis(10)
                     } else {
                         self.settings.sync_period
                     }
