@@ -50,6 +50,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: notready}
 spec:
+  terminationGracePeriodSeconds: 1
   containers:
   - name: idle
     image: switchyard.local/busybox:1
@@ -64,6 +65,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: wedged}
 spec:
+  terminationGracePeriodSeconds: 1
   containers:
   - name: app
     image: switchyard.local/busybox:1
