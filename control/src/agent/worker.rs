@@ -49,6 +49,9 @@ pub struct WorkerSettings {
     pub backoff: BackoffPolicy,
 }
 
+/// The longest wait between syncs while they fail.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+
 pub enum WorkerMessage {
     /// The pod changed (labels, or its spec).
     Update(Box<DesiredPod>),
@@ -112,6 +115,7 @@ impl PodWorker {
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<WorkerMessage>) {
         info!(pod = %self.pod.full_name(), uid = %self.pod.uid, "pod worker started");
         let mut delay = Duration::ZERO;
+        let mut failures = 0u32;
         loop {
             tokio::select! {
                 message = inbox.recv() => match message {
@@ -130,6 +134,7 @@ impl PodWorker {
             }
             delay = match self.sync().await {
                 Ok(acted) => {
+                    failures = 0;
                     self.note_error(None);
                     // After acting, look again at once: the next step (the
                     // containers after the sandbox) and the report wait on it.
@@ -140,9 +145,14 @@ impl PodWorker {
                     }
                 }
                 Err(e) => {
-                    warn!(pod = %self.pod.full_name(), "sync failed: {e}");
+                    // Back off while the runtime is away (sync period, doubled
+                    // per failure up to 10 s), so a dead containerd is not
+                    // hammered; the first success resets it.
+                    failures += 1;
+                    let wait = self.settings.sync_period.saturating_mul(1 << failures.min(5)).min(MAX_RETRY_WAIT);
+                    warn!(pod = %self.pod.full_name(), retry_in = ?wait, "sync failed: {e}");
                     self.note_error(Some(e.to_string()));
-                    self.settings.sync_period
+                    wait
                 }
             };
         }
