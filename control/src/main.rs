@@ -7,16 +7,7 @@
 //! - `switchyard services|counters|pods|node`: ask a running instance
 //!   through its admin API.
 
-mod admin;
-mod agent;
-mod config;
-mod dataplane_runtime;
-mod ids;
-mod metrics_export;
-mod node;
-mod quantity;
-mod runtime;
-mod tables;
+use switchyard::{admin, config, runtime, tables};
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -20,8 +20,6 @@
 //!
 //! Percentages (`10%`) are not quantities; eviction thresholds handle them (`node::allocatable`).
 
-// Parts of the API are not used yet; drop this allow once they are.
-#![allow(dead_code)]
 
 use std::fmt;
 use std::str::FromStr;

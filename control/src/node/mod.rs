@@ -14,8 +14,6 @@
 //!
 //! Quantities are exact (`crate::quantity`) and formatted canonically, as the API server would.
 
-// Nothing outside this module uses it yet (the agent will); drop these allows once it does.
-#![allow(dead_code, unused_imports)]
 
 pub mod allocatable;
 pub mod conditions;
