@@ -52,8 +52,11 @@ async fn control_loop(path: &Path, config: &Config, mut dataplane: Option<&mut R
     }
 
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let (_pod_sources, pod_updates) = tokio::sync::mpsc::unbounded_channel();
     let agent_task = match (&config.agent, &agent_state) {
-        (Some(a), Some(state)) => Some(tokio::spawn(agent::run(a.clone(), state.clone(), shutdown_rx.clone()))),
+        (Some(a), Some(state)) => {
+            Some(tokio::spawn(agent::run(a.clone(), state.clone(), pod_updates, 0, shutdown_rx.clone())))
+        }
         _ => None,
     };
     let mut node_status = config.agent.as_ref().map(|a| {

@@ -141,11 +141,20 @@ pub struct RuntimeView {
     pub error: Option<String>,
 }
 
+/// Pods wanted by a source other than the manifests directory (the API
+/// server): the source's name and all its pods, each time they change.
+pub type SourceUpdate = (&'static str, Vec<pod::DesiredPod>);
+
 /// Runs the agent until `shutdown` turns true. Pods keep running when the
-/// agent stops; a new agent adopts them.
+/// agent stops; a new agent adopts them. `external` carries other sources'
+/// pods; `external_sources` says how many must report once before the agent
+/// removes sandboxes nobody wants (so a restart does not remove the API's
+/// pods before the API has been read).
 pub async fn run(
     config: AgentConfig,
     state: Arc<AgentState>,
+    mut external: tokio::sync::mpsc::UnboundedReceiver<SourceUpdate>,
+    external_sources: usize,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let node_name = config.node_name();
@@ -180,9 +189,14 @@ pub async fn run(
     let mut last_seen: Option<BTreeSet<String>> = None;
     let mut last_errors: Vec<ManifestError> = Vec::new();
     let mut scanned = false;
+    let mut reported: BTreeSet<&'static str> = BTreeSet::new();
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
+            Some((source, pods)) = external.recv() => {
+                reported.insert(source);
+                manager.set_source(source, pods);
+            }
             _ = async {
                 tokio::select! {
                     _ = rescan.tick() => {}
@@ -206,7 +220,7 @@ pub async fn run(
                 manager.set_source("file", scan.pods);
                 scanned = true;
             }
-            _ = housekeeping.tick(), if scanned => {
+            _ = housekeeping.tick(), if scanned && reported.len() >= external_sources => {
                 if let Err(e) = manager.tick().await {
                     warn!("housekeeping: {e}");
                 }

@@ -38,6 +38,9 @@ pub struct PodReport {
     /// The last sync's error, if it failed.
     pub error: Option<String>,
     pub terminating: bool,
+    /// The pod as desired: its labels and ports give Service endpoints, its
+    /// spec the mirror pod.
+    pub pod: DesiredPod,
 }
 
 /// Every pod's latest report, by UID.
@@ -502,6 +505,7 @@ impl PodWorker {
                 sandbox_id: observed.sandbox.as_ref().map(|s| s.id.clone()),
                 error,
                 terminating: false,
+                pod: self.pod.clone(),
             },
         );
     }
