@@ -15,6 +15,7 @@ use dataplane::wire::MacAddr;
 use serde::Deserialize;
 
 use crate::agent::AgentConfig;
+use crate::cluster::ClusterConfig;
 use crate::node::NodeResources;
 
 #[derive(Debug, Deserialize)]
@@ -24,6 +25,8 @@ pub struct Config {
     pub dataplane: Option<DataplaneConfig>,
     /// The node agent (kubelet duties); absent, the process only forwards.
     pub agent: Option<AgentConfig>,
+    /// The Kubernetes API server; absent, the appliance runs standalone.
+    pub cluster: Option<ClusterConfig>,
     /// The node's resources: reservations and eviction thresholds.
     #[serde(default)]
     pub node: NodeResources,
@@ -246,7 +249,7 @@ impl Config {
             agent.validate()?;
         }
         let Some(d) = &self.dataplane else {
-            if self.agent.is_none() {
+            if self.agent.is_none() && self.cluster.is_none() {
                 bail!("nothing to run: the config has neither a [dataplane] nor an [agent] section");
             }
             if !self.ports.is_empty() || !self.services.is_empty() {

@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 
 use crate::admin::{self, pod_views::NodeView, AdminState};
 use crate::agent::{self, AgentState};
+use crate::cluster;
 use crate::config::Config;
 use crate::dataplane_runtime::RunningDataplane;
 use crate::metrics_export;
@@ -52,10 +53,34 @@ async fn control_loop(path: &Path, config: &Config, mut dataplane: Option<&mut R
     }
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let (_pod_sources, pod_updates) = tokio::sync::mpsc::unbounded_channel();
+    let (pod_sources, pod_updates) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    if let Some(cluster_config) = &config.cluster {
+        let client = cluster::client(cluster_config).await?;
+        info!("Kubernetes API client ready");
+        if let (Some(a), Some(state)) = (&config.agent, &agent_state) {
+            let node_name = a.node_name();
+            let sync = cluster::node::NodeSync::new(
+                client.clone(),
+                &node_name,
+                a.node_ip.map(|ip| ip.to_string()),
+                cluster_config.node_labels.clone(),
+            );
+            tasks.push(tokio::spawn(cluster::node::run(sync, admin.clone(), shutdown_rx.clone())));
+            tasks.push(tokio::spawn(cluster::lease::run(client.clone(), node_name.clone(), shutdown_rx.clone())));
+            tasks.push(tokio::spawn(cluster::pods::run(
+                client.clone(),
+                node_name,
+                state.clone(),
+                pod_sources.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
+    }
+    let api_sources = usize::from(config.cluster.is_some());
     let agent_task = match (&config.agent, &agent_state) {
         (Some(a), Some(state)) => {
-            Some(tokio::spawn(agent::run(a.clone(), state.clone(), pod_updates, 0, shutdown_rx.clone())))
+            Some(tokio::spawn(agent::run(a.clone(), state.clone(), pod_updates, api_sources, shutdown_rx.clone())))
         }
         _ => None,
     };
@@ -109,6 +134,9 @@ async fn control_loop(path: &Path, config: &Config, mut dataplane: Option<&mut R
         }
     }
     let _ = shutdown.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
     if let Some(task) = agent_task {
         match task.await {
             Ok(Err(e)) => error!("node agent: {e:#}"),

@@ -123,7 +123,7 @@ fn os_release_field(text: &str, key: &str) -> Option<String> {
 }
 
 /// Rust's architecture names in Go's spelling (`GOARCH`), which Kubernetes uses.
-fn go_arch(arch: &str) -> &str {
+pub fn go_arch(arch: &str) -> &str {
     match arch {
         "x86_64" => "amd64",
         "x86" => "386",

@@ -1,0 +1,46 @@
+//! The Kubernetes API side: connect with kube-rs, register this node and
+//! renew its Lease, run the pods bound to it (and show static pods as
+//! mirror pods), and turn Services and EndpointSlices into dataplane tables.
+//!
+//! Everything here tolerates the API server going away: watchers re-list
+//! with back-off, writes are retried on the next round, and what was last
+//! read stays in force (pods keep running, the dataplane keeps its tables).
+
+pub mod lease;
+pub mod node;
+pub mod pods;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// The `[cluster]` section: how to reach the API server.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// A kubeconfig file; without it, `KUBECONFIG`, then the in-cluster
+    /// service account.
+    pub kubeconfig: Option<PathBuf>,
+    /// Labels for this node's Node object (besides kubernetes.io/hostname,
+    /// os and arch).
+    #[serde(default)]
+    pub node_labels: BTreeMap<String, String>,
+}
+
+/// A client from the config's kubeconfig, `KUBECONFIG`, or the in-cluster
+/// service account, in that order.
+pub async fn client(config: &ClusterConfig) -> Result<kube::Client> {
+    let kube_config = match &config.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .with_context(|| format!("kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer().await.context("no kubeconfig given, none in KUBECONFIG, not in a cluster")?,
+    };
+    kube::Client::try_from(kube_config).context("creating the Kubernetes client")
+}
