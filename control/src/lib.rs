@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod cluster;
 pub mod config;
 pub mod dataplane_runtime;
 pub mod ids;
