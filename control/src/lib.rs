@@ -15,4 +15,7 @@ pub mod metrics_export;
 pub mod node;
 pub mod quantity;
 pub mod runtime;
+pub mod services;
+pub mod standalone;
+pub mod table_sync;
 pub mod tables;

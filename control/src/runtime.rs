@@ -18,7 +18,12 @@ use crate::config::Config;
 use crate::dataplane_runtime::RunningDataplane;
 use crate::metrics_export;
 use crate::node::{NodeStatusSource, ReadyInputs};
+use crate::services::catalog::ServiceCatalog;
+use crate::standalone;
+use crate::services::compile::NodeIdentity;
+use crate::table_sync::{self, CompiledTables};
 use crate::tables::snapshot_from_config;
+use dataplane::tables::Snapshot;
 
 pub fn run(path: &Path) -> Result<()> {
     let config = Config::load(path)?;
@@ -55,8 +60,11 @@ async fn control_loop(path: &Path, config: &Config, mut dataplane: Option<&mut R
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (pod_sources, pod_updates) = tokio::sync::mpsc::unbounded_channel();
     let mut tasks = Vec::new();
-    if let Some(cluster_config) = &config.cluster {
-        let client = cluster::client(cluster_config).await?;
+    let client = match &config.cluster {
+        Some(c) => Some(cluster::client(c).await?),
+        None => None,
+    };
+    if let (Some(cluster_config), Some(client)) = (&config.cluster, &client) {
         info!("Kubernetes API client ready");
         if let (Some(a), Some(state)) = (&config.agent, &agent_state) {
             let node_name = a.node_name();
@@ -78,6 +86,28 @@ async fn control_loop(path: &Path, config: &Config, mut dataplane: Option<&mut R
         }
     }
     let api_sources = usize::from(config.cluster.is_some());
+
+    // Services from the API (or, later, standalone manifests) compile into
+    // tables in their own task; the loop below publishes what it hands over.
+    let (catalog_events, catalog_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (compiled_tx, mut compiled) = watch::channel::<Option<Arc<CompiledTables>>>(None);
+    let mut latest_services: Option<Arc<CompiledTables>> = None;
+    let standalone_dir = config.agent.as_ref().and_then(|a| a.manifests.clone()).filter(|_| client.is_none());
+    if let Some(d) = &config.dataplane {
+        if client.is_some() || standalone_dir.is_some() {
+            let catalog = ServiceCatalog::new(node_identity(config), d.max_ring_size);
+            tasks.push(tokio::spawn(table_sync::run(catalog, catalog_rx, compiled_tx)));
+        }
+        if let Some(client) = &client {
+            let watchers = cluster::services::run(client.clone(), catalog_events.clone(), shutdown_rx.clone());
+            tasks.push(tokio::spawn(watchers));
+        } else if let (Some(dir), Some(agent)) = (standalone_dir, &agent_state) {
+            info!(dir = %dir.display(), "standalone mode: Services from the manifests, endpoints from local pods");
+            let source = standalone::run(dir, agent.clone(), catalog_events.clone(), shutdown_rx.clone());
+            tasks.push(tokio::spawn(source));
+        }
+    }
+    drop(catalog_events);
     let agent_task = match (&config.agent, &agent_state) {
         (Some(a), Some(state)) => {
             Some(tokio::spawn(agent::run(a.clone(), state.clone(), pod_updates, api_sources, shutdown_rx.clone())))
@@ -115,7 +145,14 @@ async fn control_loop(path: &Path, config: &Config, mut dataplane: Option<&mut R
             _ = &mut until_deadline => { info!("run_seconds elapsed: stopping"); break; }
             _ = hangup.recv() => {
                 if let Some(d) = dataplane.as_deref_mut() {
-                    reload(path, d);
+                    reload(path, d, latest_services.as_deref());
+                }
+            }
+            Ok(()) = compiled.changed() => {
+                let tables = compiled.borrow_and_update().clone();
+                if let (Some(tables), Some(d)) = (tables, dataplane.as_deref_mut()) {
+                    publish_services(config, d, &tables);
+                    latest_services = Some(tables);
                 }
             }
             _ = tick.tick() => {
@@ -194,10 +231,59 @@ fn update_node_view(
     }
 }
 
-/// SIGHUP: re-read the config's tables and publish them; a bad file keeps
-/// the last good tables.
-fn reload(path: &Path, dataplane: &mut RunningDataplane) {
-    let next = Config::load(path).and_then(|c| snapshot_from_config(&c, &dataplane.macs));
+/// The node as the Service compiler sees it: its name and the addresses
+/// NodePorts listen on (the dataplane ports' and the node's own).
+fn node_identity(config: &Config) -> NodeIdentity {
+    let mut addresses: Vec<std::net::IpAddr> = Vec::new();
+    for p in &config.ports {
+        addresses.extend(p.ipv4.map(std::net::IpAddr::V4));
+        addresses.extend(p.ipv6.map(std::net::IpAddr::V6));
+    }
+    if let Some(ip) = config.agent.as_ref().and_then(|a| a.node_ip) {
+        if !addresses.contains(&ip) {
+            addresses.push(ip);
+        }
+    }
+    let name = config.agent.as_ref().map(|a| a.node_name()).unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+    });
+    NodeIdentity { name, addresses }
+}
+
+/// The config's own tables (ports, routes, neighbours, [[service]]) plus the
+/// compiled Services.
+fn compose(config: &Config, macs: &[dataplane::wire::MacAddr], services: Option<&CompiledTables>) -> Result<Snapshot> {
+    let mut snap = snapshot_from_config(config, macs)?;
+    if let Some(tables) = services {
+        for (key, service) in &tables.services {
+            snap.services.entry(*key).or_insert_with(|| service.clone());
+        }
+    }
+    Ok(snap)
+}
+
+/// Publishes newly compiled Services, and records how long they took from
+/// the first event to the cores.
+fn publish_services(config: &Config, dataplane: &mut RunningDataplane, tables: &CompiledTables) {
+    match compose(config, &dataplane.macs, Some(tables)) {
+        Ok(snap) => {
+            let generation = dataplane.publish(snap);
+            let took = tables.since.elapsed();
+            metrics::histogram!("switchyard_table_sync_seconds").record(took.as_secs_f64());
+            metrics::gauge!("switchyard_services").set(tables.stats.services as f64);
+            metrics::gauge!("switchyard_service_keys").set(tables.stats.keys as f64);
+            metrics::gauge!("switchyard_service_backends").set(tables.stats.backends as f64);
+            metrics::gauge!("switchyard_table_bytes").set(tables.stats.heap_bytes as f64);
+            tracing::debug!(generation, keys = tables.stats.keys, took_ms = took.as_secs_f64() * 1000.0, "services published");
+        }
+        Err(e) => error!("composing the tables failed, keeping the current ones: {e:#}"),
+    }
+}
+
+/// SIGHUP: re-read the config's tables and publish them (with the latest
+/// compiled Services); a bad file keeps the last good tables.
+fn reload(path: &Path, dataplane: &mut RunningDataplane, services: Option<&CompiledTables>) {
+    let next = Config::load(path).and_then(|c| compose(&c, &dataplane.macs, services));
     match next {
         Ok(snap) => {
             let services = snap.services.len();

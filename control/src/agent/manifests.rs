@@ -1,6 +1,7 @@
 //! Static pods: Pod manifests in a directory (like /etc/kubernetes/manifests),
 //! YAML or JSON, one Pod (or several YAML documents, or a `PodList`) per
-//! file. The directory is rescanned periodically; a file that cannot be read
+//! file. Services in the same directory (standalone mode) are left to the
+//! Service side. The directory is rescanned periodically; a file that cannot be read
 //! as Pods is reported with its name and reason, and the others go on.
 
 use std::collections::BTreeMap;
@@ -87,7 +88,15 @@ pub fn read_manifest(file: &Path, node_name: &str) -> Result<Vec<DesiredPod>, St
         let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or("");
         let docs = match kind {
             "Pod" => vec![value],
-            "PodList" | "List" => value.get("items").and_then(|i| i.as_sequence()).cloned().unwrap_or_default(),
+            "PodList" | "List" => value
+                .get("items")
+                .and_then(|i| i.as_sequence())
+                .map(|items| {
+                    items.iter().filter(|i| i.get("kind").and_then(|k| k.as_str()).unwrap_or("Pod") == "Pod").cloned().collect()
+                })
+                .unwrap_or_default(),
+            // Standalone mode keeps its Services in the same directory.
+            "Service" | "ServiceList" | "EndpointSlice" => continue,
             "" => return Err(format!("document {} has no kind (want kind: Pod)", i + 1)),
             other => return Err(format!("document {} is a {other}, not a Pod", i + 1)),
         };
@@ -95,9 +104,6 @@ pub fn read_manifest(file: &Path, node_name: &str) -> Result<Vec<DesiredPod>, St
             let pod: Pod = serde_yaml::from_value(doc).map_err(|e| format!("not a valid Pod: {e}"))?;
             pods.push(static_pod(pod, file, &text, node_name)?);
         }
-    }
-    if pods.is_empty() {
-        return Err("no Pod in the file".into());
     }
     Ok(pods)
 }
@@ -170,7 +176,8 @@ spec:
         let dir = dir_with(&[
             ("a-web.yaml", WEB),
             ("b-notyaml.yaml", "{{{ nope"),
-            ("c-service.yaml", "kind: Service\napiVersion: v1\nmetadata: {name: x}\n"),
+            ("c-configmap.yaml", "kind: ConfigMap\napiVersion: v1\nmetadata: {name: x}\n"),
+            ("f-service.yaml", "kind: Service\napiVersion: v1\nmetadata: {name: web}\nspec: {clusterIP: 10.96.0.9}\n"),
             (
                 "d-noimage.json",
                 r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"x"},"spec":{"containers":[{"name":"c"}]}}"#,
@@ -190,7 +197,7 @@ spec:
             .map(|e| (e.file.file_name().unwrap().to_string_lossy().into_owned(), e.reason.clone()))
             .collect();
         assert!(reasons["b-notyaml.yaml"].contains("not YAML"), "{reasons:?}");
-        assert!(reasons["c-service.yaml"].contains("is a Service, not a Pod"), "{reasons:?}");
+        assert!(reasons["c-configmap.yaml"].contains("is a ConfigMap, not a Pod"), "{reasons:?}");
         assert!(reasons["d-noimage.json"].contains("image"), "{reasons:?}");
         assert!(reasons["e-badqty.yaml"].contains("lots"), "{reasons:?}");
         assert_eq!(reasons.len(), 4);

@@ -7,6 +7,7 @@
 //! read stays in force (pods keep running, the dataplane keeps its tables).
 
 pub mod lease;
+pub mod services;
 pub mod node;
 pub mod pods;
 
