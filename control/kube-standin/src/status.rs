@@ -53,7 +53,10 @@ impl ApiError {
 
     /// The answer for a path that names no resource this server has.
     pub fn no_such_resource() -> Self {
-        ApiError { details: Some(json!({})), ..Self::new(404, "NotFound", "the server could not find the requested resource") }
+        ApiError {
+            details: Some(json!({})),
+            ..Self::new(404, "NotFound", "the server could not find the requested resource")
+        }
     }
 
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
@@ -66,7 +69,11 @@ impl ApiError {
     pub fn conflict(group: &str, resource: &str, name: &str, why: &str) -> Self {
         ApiError {
             details: Some(object_details(group, resource, name)),
-            ..Self::new(409, "Conflict", format!("Operation cannot be fulfilled on {}: {why}", qualified(group, resource, name)))
+            ..Self::new(
+                409,
+                "Conflict",
+                format!("Operation cannot be fulfilled on {}: {why}", qualified(group, resource, name)),
+            )
         }
     }
 
@@ -90,7 +97,10 @@ impl ApiError {
             details["group"] = json!(group);
         }
         let what = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
-        ApiError { details: Some(details), ..Self::new(422, "Invalid", format!("{what} \"{name}\" is invalid: {field}: {detail}")) }
+        ApiError {
+            details: Some(details),
+            ..Self::new(422, "Invalid", format!("{what} \"{name}\" is invalid: {field}: {detail}"))
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
