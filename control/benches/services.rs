@@ -8,6 +8,8 @@
 //! - `full_sync/compile_and_map`: `compile` for every Service and inserting
 //!   its entries into a fresh snapshot map (what a from-scratch build costs,
 //!   without the catalog).
+//! - `full_sync/specs_only`: the same without building the Maglev rings
+//!   (`compile_specs`): the Kubernetes side of the work; the rest is rings.
 //! - `full_sync/catalog`: a catalog holding all the objects, all dirty (as
 //!   after the initial list): `recompile_dirty` + `services_map`. Serial, and
 //!   on up to 4 threads (`set_compile_threads`; as many as there are CPUs).
@@ -35,7 +37,7 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use switchyard::services::{compile, NodeIdentity, ServiceCatalog, ServicesMap};
+use switchyard::services::{compile, compile_specs, NodeIdentity, ServiceCatalog, ServicesMap};
 
 const SERVICES: usize = 10_000;
 const ENDPOINTS: usize = 10;
@@ -146,6 +148,15 @@ fn bench(c: &mut Criterion) {
             }
             assert_eq!(map.len(), SERVICES);
             map
+        })
+    });
+    full.bench_function("specs_only", |b| {
+        b.iter(|| {
+            let mut specs = 0;
+            for (s, e) in services.iter().zip(&slices) {
+                specs += compile_specs(s, &[e], &node).specs.len();
+            }
+            assert_eq!(specs, SERVICES);
         })
     });
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());

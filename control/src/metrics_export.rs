@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
 use dataplane::stats::{CoreStats, Counters, DropReason};
-use metrics::{counter, describe_counter, describe_gauge, gauge};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 /// Starts the HTTP endpoint (`GET /metrics`) on `listen`; must be called
@@ -33,10 +33,19 @@ fn describe() {
     describe_gauge!("switchyard_flow_entries", "Flow table entries in use (two per NAT flow)");
     describe_gauge!("switchyard_snapshot_generation", "Generation of the table snapshot a core uses");
     describe_gauge!("switchyard_published_generation", "Generation of the last published table snapshot");
+    describe_histogram!("switchyard_table_sync_seconds", "From the first Service/EndpointSlice event to the published snapshot");
+    describe_gauge!("switchyard_table_sync_last_seconds", "The last table sync's time from first event to publication");
+    describe_gauge!("switchyard_services", "Services in the catalog");
+    describe_gauge!("switchyard_service_keys", "(VIP, port, protocol) keys in the published tables");
+    describe_gauge!("switchyard_service_backends", "Backends summed over the published keys");
+    describe_gauge!("switchyard_table_bytes", "Approximate heap bytes of the published Service tables");
     describe_gauge!("switchyard_node_condition", "Node conditions: 1 for the condition's current status");
     describe_gauge!("switchyard_node_capacity", "Node capacity by resource (cpu in cores, memory in bytes)");
     describe_gauge!("switchyard_node_allocatable", "Node allocatable by resource (cpu in cores, memory in bytes)");
-    describe_gauge!("switchyard_pods", "Pods the node agent runs, by status as `switchyard pods` shows it (phase or waiting reason)");
+    describe_gauge!(
+        "switchyard_pods",
+        "Pods the node agent runs, by status as `switchyard pods` shows it (phase or waiting reason)"
+    );
     describe_gauge!("switchyard_pod_container_restarts", "Container restarts of a pod");
 }
 
@@ -95,7 +104,9 @@ pub fn export_node(node: &crate::admin::pod_views::NodeView, pods: &[crate::admi
                     .set(if c.status == s { 1.0 } else { 0.0 });
             }
         }
-        for (metric, list) in [("switchyard_node_capacity", &status.capacity), ("switchyard_node_allocatable", &status.allocatable)] {
+        for (metric, list) in
+            [("switchyard_node_capacity", &status.capacity), ("switchyard_node_allocatable", &status.allocatable)]
+        {
             for (resource, q) in list.iter().flatten() {
                 if let Ok(q) = crate::quantity::Quantity::parse(&q.0) {
                     // CPU in cores, everything else in its unit (bytes, pods).

@@ -20,7 +20,6 @@
 //!
 //! Percentages (`10%`) are not quantities; eviction thresholds handle them (`node::allocatable`).
 
-
 use std::fmt;
 use std::str::FromStr;
 

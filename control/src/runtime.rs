@@ -19,8 +19,8 @@ use crate::dataplane_runtime::RunningDataplane;
 use crate::metrics_export;
 use crate::node::{NodeStatusSource, ReadyInputs};
 use crate::services::catalog::ServiceCatalog;
-use crate::standalone;
 use crate::services::compile::NodeIdentity;
+use crate::standalone;
 use crate::table_sync::{self, CompiledTables};
 use crate::tables::snapshot_from_config;
 use dataplane::tables::Snapshot;
@@ -220,11 +220,8 @@ fn update_node_view(
         runtime_error: runtime.error,
         manifest_errors,
     };
-    let pods: Vec<_> = agent
-        .pods
-        .read()
-        .map(|p| p.values().map(crate::admin::pod_views::pod_view).collect())
-        .unwrap_or_default();
+    let pods: Vec<_> =
+        agent.pods.read().map(|p| p.values().map(crate::admin::pod_views::pod_view).collect()).unwrap_or_default();
     metrics_export::export_node(&view, &pods);
     if let Ok(mut n) = admin.node.write() {
         *n = view;
@@ -270,11 +267,17 @@ fn publish_services(config: &Config, dataplane: &mut RunningDataplane, tables: &
             let generation = dataplane.publish(snap);
             let took = tables.since.elapsed();
             metrics::histogram!("switchyard_table_sync_seconds").record(took.as_secs_f64());
+            metrics::gauge!("switchyard_table_sync_last_seconds").set(took.as_secs_f64());
             metrics::gauge!("switchyard_services").set(tables.stats.services as f64);
             metrics::gauge!("switchyard_service_keys").set(tables.stats.keys as f64);
             metrics::gauge!("switchyard_service_backends").set(tables.stats.backends as f64);
             metrics::gauge!("switchyard_table_bytes").set(tables.stats.heap_bytes as f64);
-            tracing::debug!(generation, keys = tables.stats.keys, took_ms = took.as_secs_f64() * 1000.0, "services published");
+            tracing::debug!(
+                generation,
+                keys = tables.stats.keys,
+                took_ms = took.as_secs_f64() * 1000.0,
+                "services published"
+            );
         }
         Err(e) => error!("composing the tables failed, keeping the current ones: {e:#}"),
     }

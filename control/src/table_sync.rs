@@ -20,9 +20,15 @@ use crate::services::compile::{name_of, namespace_of};
 #[derive(Debug)]
 pub enum CatalogEvent {
     ServiceApplied(Box<Service>),
-    ServiceDeleted { namespace: String, name: String },
+    ServiceDeleted {
+        namespace: String,
+        name: String,
+    },
     SliceApplied(Box<EndpointSlice>),
-    SliceDeleted { namespace: String, name: String },
+    SliceDeleted {
+        namespace: String,
+        name: String,
+    },
     /// The complete set of Services (after a (re-)list): others are gone.
     ServicesListed(Vec<Service>),
     /// The complete set of EndpointSlices.

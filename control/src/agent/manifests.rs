@@ -92,7 +92,11 @@ pub fn read_manifest(file: &Path, node_name: &str) -> Result<Vec<DesiredPod>, St
                 .get("items")
                 .and_then(|i| i.as_sequence())
                 .map(|items| {
-                    items.iter().filter(|i| i.get("kind").and_then(|k| k.as_str()).unwrap_or("Pod") == "Pod").cloned().collect()
+                    items
+                        .iter()
+                        .filter(|i| i.get("kind").and_then(|k| k.as_str()).unwrap_or("Pod") == "Pod")
+                        .cloned()
+                        .collect()
                 })
                 .unwrap_or_default(),
             // Standalone mode keeps its Services in the same directory.

@@ -7,9 +7,9 @@
 //! read stays in force (pods keep running, the dataplane keeps its tables).
 
 pub mod lease;
-pub mod services;
 pub mod node;
 pub mod pods;
+pub mod services;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

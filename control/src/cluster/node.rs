@@ -60,7 +60,11 @@ impl NodeSync {
             return Ok(());
         }
         let node = Node {
-            metadata: ObjectMeta { name: Some(self.name.clone()), labels: Some(self.labels.clone()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                labels: Some(self.labels.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         self.nodes.create(&PostParams::default(), &node).await?;

@@ -119,7 +119,8 @@ impl PodSync {
         }
         let mut desired = Vec::new();
         for (uid, pod) in &wanted {
-            let name = key(pod.metadata.namespace.as_deref().unwrap_or("default"), pod.metadata.name.as_deref().unwrap_or(""));
+            let name =
+                key(pod.metadata.namespace.as_deref().unwrap_or("default"), pod.metadata.name.as_deref().unwrap_or(""));
             match DesiredPod::new(pod.clone(), PodSource::Api) {
                 Ok(p) => desired.push(p),
                 Err(why) => {
@@ -147,8 +148,7 @@ impl PodSync {
 
     /// Status writes, mirror pods, and final deletions; every half second.
     async fn round(&mut self) {
-        let reports: Vec<PodReport> =
-            self.agent.pods.read().map(|p| p.values().cloned().collect()).unwrap_or_default();
+        let reports: Vec<PodReport> = self.agent.pods.read().map(|p| p.values().cloned().collect()).unwrap_or_default();
         let in_api: HashMap<String, Arc<Pod>> = self
             .store
             .state()

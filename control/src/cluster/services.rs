@@ -16,7 +16,11 @@ use crate::services::compile::{name_of, namespace_of};
 use crate::table_sync::CatalogEvent;
 
 /// Watches both kinds until `shutdown` or until the receiver goes away.
-pub async fn run(client: kube::Client, events: mpsc::UnboundedSender<CatalogEvent>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    client: kube::Client,
+    events: mpsc::UnboundedSender<CatalogEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let services = watcher::watcher(Api::<Service>::all(client.clone()), watcher::Config::default()).default_backoff();
     let slices = watcher::watcher(Api::<EndpointSlice>::all(client), watcher::Config::default()).default_backoff();
     let mut services = std::pin::pin!(services);

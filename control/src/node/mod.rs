@@ -14,7 +14,6 @@
 //!
 //! Quantities are exact (`crate::quantity`) and formatted canonically, as the API server would.
 
-
 pub mod allocatable;
 pub mod conditions;
 pub mod host;

@@ -29,6 +29,9 @@ use super::compile::{compile_specs, name_of, namespace_of, slice_owner, Compiled
 /// The map a snapshot publishes.
 pub type ServicesMap = HashMap<ServiceKey, Arc<Table>, StableState>;
 
+/// A Service's compiled entries.
+type Entries = Vec<(ServiceKey, Arc<Table>)>;
+
 /// Below this many dirty Services, compiling on extra threads costs more
 /// than it saves.
 const PARALLEL_MIN: usize = 256;
@@ -63,7 +66,7 @@ struct Entry {
     slices: BTreeMap<String, EndpointSlice>,
     /// creationTimestamp as of the last compile: ranks claims.
     created: Option<Time>,
-    compiled: Vec<(ServiceKey, Arc<Table>)>,
+    compiled: Entries,
     warnings: Vec<String>,
     dirty: bool,
 }
@@ -212,7 +215,7 @@ impl ServiceCatalog {
     pub fn recompile_dirty(&mut self) -> usize {
         let dirty = std::mem::take(&mut self.dirty);
         let threads = self.compile_threads.min(dirty.len() / PARALLEL_MIN).max(1);
-        let results: Vec<(Vec<(ServiceKey, Arc<Table>)>, Vec<String>)> = if threads > 1 {
+        let results: Vec<(Entries, Vec<String>)> = if threads > 1 {
             let chunk = dirty.len().div_ceil(threads);
             let this = &*self;
             std::thread::scope(|scope| {
@@ -327,7 +330,7 @@ impl ServiceCatalog {
     }
 
     /// Compiles one entry, reusing its current tables where nothing changed.
-    fn compile_entry(&self, id: u32) -> (Vec<(ServiceKey, Arc<Table>)>, Vec<String>) {
+    fn compile_entry(&self, id: u32) -> (Entries, Vec<String>) {
         let entry = self.entry(id);
         let Some(service) = &entry.service else { return (Vec::new(), Vec::new()) };
         let slices: Vec<&EndpointSlice> = entry.slices.values().collect();
@@ -355,7 +358,7 @@ impl ServiceCatalog {
     }
 
     /// Replaces an entry's compiled tables and patches the map.
-    fn apply(&mut self, id: u32, compiled: Vec<(ServiceKey, Arc<Table>)>, warnings: Vec<String>) {
+    fn apply(&mut self, id: u32, compiled: Entries, warnings: Vec<String>) {
         let old = std::mem::take(&mut self.entry_mut(id).compiled);
         for (key, _) in &old {
             self.unclaim(*key, id);
