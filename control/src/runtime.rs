@@ -252,9 +252,11 @@ fn node_identity(config: &Config) -> NodeIdentity {
 fn compose(config: &Config, macs: &[dataplane::wire::MacAddr], services: Option<&CompiledTables>) -> Result<Snapshot> {
     let mut snap = snapshot_from_config(config, macs)?;
     if let Some(tables) = services {
-        for (key, service) in &tables.services {
-            snap.services.entry(*key).or_insert_with(|| service.clone());
-        }
+        // Start from a clone of the compiled map (cheap: the Services are
+        // shared) and lay the config's own few entries over it.
+        let mut map = tables.services.clone();
+        map.extend(snap.services.drain());
+        snap.services = map;
     }
     Ok(snap)
 }

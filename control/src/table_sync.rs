@@ -44,7 +44,7 @@ pub struct CompiledTables {
 }
 
 /// After the first event, wait this long for more before compiling.
-const COALESCE: Duration = Duration::from_millis(5);
+const COALESCE: Duration = Duration::from_millis(1);
 /// But never hold a burst back longer than this.
 const MAX_DELAY: Duration = Duration::from_millis(50);
 
