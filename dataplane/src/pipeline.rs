@@ -401,6 +401,21 @@ fn client_mac(frame: &[u8]) -> crate::wire::MacAddr {
     crate::wire::MacAddr(mac)
 }
 
+/// The TCP/UDP checksum after the rewrite: the pseudo-header's addresses
+/// and the ports (common to TCP and UDP).
+#[inline(always)]
+fn l4_update(key: &FlowKey, a: &NatAction, v4: bool, check: u16) -> u16 {
+    let mut c = if v4 {
+        let c = update_4(check, key.src.v4_octets(), a.src.v4_octets());
+        update_4(c, key.dst.v4_octets(), a.dst.v4_octets())
+    } else {
+        let c = update_16(check, &key.src.0, &a.src.0);
+        update_16(c, &key.dst.0, &a.dst.0)
+    };
+    c = update_u16(c, key.src_port, a.src_port);
+    update_u16(c, key.dst_port, a.dst_port)
+}
+
 /// Writes the action's addresses, ports and MACs into the frame, with
 /// incremental checksum updates, and decrements the TTL / hop limit as a
 /// router does (the caller has checked it is above 1). The headers were
@@ -413,19 +428,6 @@ fn rewrite(frame: &mut [u8], h: &Headers, a: &NatAction) -> bool {
     eth[6..12].copy_from_slice(&a.src_mac.0);
 
     let key = &h.key;
-    // The pseudo-header and port changes, common to TCP and UDP.
-    let l4_update = |check: u16| {
-        let mut c = if h.v4 {
-            let c = update_4(check, key.src.v4_octets(), a.src.v4_octets());
-            update_4(c, key.dst.v4_octets(), a.dst.v4_octets())
-        } else {
-            let c = update_16(check, &key.src.0, &a.src.0);
-            update_16(c, &key.dst.0, &a.dst.0)
-        };
-        c = update_u16(c, key.src_port, a.src_port);
-        update_u16(c, key.dst_port, a.dst_port)
-    };
-
     let transport = if h.v4 {
         let mut ip = Ipv4Packet::new_unchecked(&mut *rest);
         let ttl = ip.ttl();
@@ -455,14 +457,14 @@ fn rewrite(frame: &mut [u8], h: &Headers, a: &NatAction) -> bool {
     match key.proto {
         IpProtocol::TCP => {
             let mut tcp = TcpPacket::new_unchecked(l4);
-            let check = l4_update(tcp.checksum());
+            let check = l4_update(key, a, h.v4, tcp.checksum());
             tcp.set_src_port(a.src_port);
             tcp.set_dst_port(a.dst_port);
             tcp.set_checksum(check);
         }
         IpProtocol::UDP => {
             let mut udp = UdpPacket::new_unchecked(l4);
-            let check = update_udp(udp.checksum(), l4_update);
+            let check = update_udp(udp.checksum(), |c| l4_update(key, a, h.v4, c));
             udp.set_src_port(a.src_port);
             udp.set_dst_port(a.dst_port);
             udp.set_checksum(check);

@@ -1,13 +1,14 @@
 //! A core's flow table: fixed capacity, set-associative, never allocates
 //! after it is built.
 //!
-//! Layout: buckets of [`WAYS`] slots. A bucket's tags (32-bit hash
-//! fragments, 0 = empty) fill half a cache line and are compared first, so a
-//! lookup touches one tag line and, on a tag match, one slot. A full bucket
-//! evicts the entry closest to expiry (counted by the caller). Entries never
-//! move, so a slot index is a stable handle: the two entries of a NAT flow
-//! (forward and reply) point at each other by index and live and die
-//! together.
+//! Layout: buckets of [`WAYS`] slots. Each bucket has one 64-byte metadata
+//! line — the ways' tags (32-bit hash fragments, 0 = empty) and expiry
+//! seconds — so a lookup, and the choice of a way for an insert, touch one
+//! line; only a tag match reads a slot. Slots are 128 bytes, aligned, so an
+//! entry spans exactly two cache lines. A full bucket evicts the entry
+//! closest to expiry (counted by the caller). Entries never move, so a slot
+//! index is a stable handle: the two entries of a NAT flow (forward and
+//! reply) point at each other by index and live and die together.
 
 use super::key::FlowKey;
 use crate::tables::{Addr, PortId};
@@ -17,7 +18,7 @@ pub const WAYS: usize = 8;
 const NO_PEER: u32 = u32::MAX;
 
 /// What to do with a packet of this flow: the header values to write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct NatAction {
     pub src: Addr,
     pub dst: Addr,
@@ -29,10 +30,11 @@ pub struct NatAction {
 }
 
 /// TCP progress, for timeouts. UDP and affinity entries stay `Open`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[repr(u8)]
 pub enum FlowState {
     /// First packet seen, no reply yet.
+    #[default]
     New,
     /// Both directions seen.
     Open,
@@ -40,24 +42,32 @@ pub enum FlowState {
     Closing,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
 pub struct FlowEntry {
     pub key: FlowKey,
     pub action: NatAction,
-    /// Second (of the core's clock) after which the entry is dead.
-    pub expires_at: u32,
     pub state: FlowState,
     /// Whether this is the reply direction of its flow.
     pub is_reply: bool,
     peer: u32,
 }
 
+/// A bucket's tags and expiry seconds: one cache line.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct BucketMeta {
+    tags: [u32; WAYS],
+    /// Second (of the core's clock) after which the way's entry is dead.
+    expires: [u32; WAYS],
+}
+
 /// A slot index; valid until the entry is removed or evicted.
 pub type SlotId = u32;
 
 pub struct FlowTable {
-    tags: Box<[[u32; WAYS]]>,
-    slots: Box<[Option<FlowEntry>]>,
+    meta: Box<[BucketMeta]>,
+    slots: Box<[FlowEntry]>,
     bucket_mask: usize,
     live: usize,
 }
@@ -75,14 +85,19 @@ fn tag_of(hash: u64) -> u32 {
     ((hash >> 32) as u32) | 1
 }
 
+#[inline]
+fn split(slot: usize) -> (usize, usize) {
+    (slot / WAYS, slot % WAYS)
+}
+
 impl FlowTable {
     /// A table of at least `capacity` entries (rounded up to a power of two,
     /// at least one bucket).
     pub fn new(capacity: usize) -> FlowTable {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
         FlowTable {
-            tags: vec![[0u32; WAYS]; buckets].into_boxed_slice(),
-            slots: vec![None; buckets * WAYS].into_boxed_slice(),
+            meta: vec![BucketMeta::default(); buckets].into_boxed_slice(),
+            slots: vec![FlowEntry::default(); buckets * WAYS].into_boxed_slice(),
             bucket_mask: buckets - 1,
             live: 0,
         }
@@ -111,14 +126,11 @@ impl FlowTable {
     pub fn lookup(&self, key: &FlowKey, hash: u64, now: u32) -> Option<SlotId> {
         let bucket = self.bucket(hash);
         let tag = tag_of(hash);
-        let tags = &self.tags[bucket];
-        for (way, &t) in tags.iter().enumerate() {
-            if t != tag {
-                continue;
-            }
-            let slot = bucket * WAYS + way;
-            if let Some(entry) = &self.slots[slot] {
-                if entry.key == *key && entry.expires_at > now {
+        let meta = &self.meta[bucket];
+        for way in 0..WAYS {
+            if meta.tags[way] == tag && meta.expires[way] > now {
+                let slot = bucket * WAYS + way;
+                if self.slots[slot].key == *key {
                     return Some(slot as SlotId);
                 }
             }
@@ -126,26 +138,46 @@ impl FlowTable {
         None
     }
 
+    /// The entry in `slot`, if there is one.
     #[inline]
     pub fn get(&self, slot: SlotId) -> Option<&FlowEntry> {
-        self.slots.get(slot as usize).and_then(Option::as_ref)
+        let (bucket, way) = split(slot as usize);
+        let occupied = self.meta.get(bucket).is_some_and(|m| m.tags[way] != 0);
+        occupied.then(|| &self.slots[slot as usize])
+    }
+
+    /// When the entry in `slot` expires (0 when empty).
+    pub fn expires_at(&self, slot: SlotId) -> u32 {
+        let (bucket, way) = split(slot as usize);
+        self.meta.get(bucket).map_or(0, |m| if m.tags[way] != 0 { m.expires[way] } else { 0 })
     }
 
     /// Refreshes an entry and its peer: same state, same expiry, so a flow
-    /// whose traffic runs one way only keeps both directions alive.
+    /// whose traffic runs one way only keeps both directions alive. When
+    /// nothing changes (another packet in the same second) the peer's lines
+    /// are not touched at all.
     #[inline]
     pub fn touch(&mut self, slot: SlotId, state: FlowState, expires_at: u32) {
-        let peer = match self.slots.get_mut(slot as usize).and_then(Option::as_mut) {
-            Some(e) => {
-                e.state = state;
-                e.expires_at = expires_at;
-                e.peer
+        let (bucket, way) = split(slot as usize);
+        let Some(meta) = self.meta.get_mut(bucket) else { return };
+        if meta.tags[way] == 0 {
+            return;
+        }
+        let entry = &mut self.slots[slot as usize];
+        if meta.expires[way] == expires_at && entry.state == state {
+            return;
+        }
+        meta.expires[way] = expires_at;
+        entry.state = state;
+        let peer = entry.peer as usize;
+        if peer != NO_PEER as usize {
+            let (pb, pw) = split(peer);
+            if let Some(m) = self.meta.get_mut(pb) {
+                if m.tags[pw] != 0 {
+                    m.expires[pw] = expires_at;
+                    self.slots[peer].state = state;
+                }
             }
-            None => return,
-        };
-        if let Some(p) = self.slots.get_mut(peer as usize).and_then(Option::as_mut) {
-            p.state = state;
-            p.expires_at = expires_at;
         }
     }
 
@@ -158,49 +190,45 @@ impl FlowTable {
     }
 
     fn clear(&mut self, slot: usize) -> u32 {
-        match self.slots.get_mut(slot).and_then(Option::take) {
-            Some(e) => {
-                self.tags[slot / WAYS][slot % WAYS] = 0;
+        let (bucket, way) = split(slot);
+        match self.meta.get_mut(bucket) {
+            Some(m) if m.tags[way] != 0 => {
+                m.tags[way] = 0;
+                m.expires[way] = 0;
                 self.live -= 1;
-                e.peer
+                self.slots[slot].peer
             }
-            None => NO_PEER,
+            _ => NO_PEER,
         }
     }
 
-    /// Picks the way to write in `hash`'s bucket: an empty or expired one,
-    /// else the one closest to expiry (evicting it and its peer). `avoid`
-    /// is a slot already claimed by this same insert.
+    /// Picks the way to write in `hash`'s bucket: an empty one, else an
+    /// expired one, else the one closest to expiry (evicting it and its
+    /// peer). `avoid` is a slot already claimed by this same insert. Only
+    /// the bucket's metadata line is read to decide.
     fn claim(&mut self, hash: u64, now: u32, avoid: usize, outcome: &mut InsertOutcome) -> usize {
         let bucket = self.bucket(hash);
-        let mut victim = bucket * WAYS;
-        let mut victim_expiry = u32::MAX;
-        for way in 0..WAYS {
-            let slot = bucket * WAYS + way;
-            if slot == avoid {
-                continue;
-            }
-            match &self.slots[slot] {
-                None => return slot,
-                Some(e) if e.expires_at <= now => {
-                    self.remove(slot as SlotId);
-                    return slot;
-                }
-                Some(e) if e.expires_at < victim_expiry => {
-                    victim = slot;
-                    victim_expiry = e.expires_at;
-                }
-                Some(_) => {}
-            }
+        let base = bucket * WAYS;
+        let meta = self.meta[bucket];
+        let candidates = (0..WAYS).filter(|w| base + w != avoid);
+        if let Some(way) = candidates.clone().find(|&w| meta.tags[w] == 0) {
+            return base + way;
         }
+        if let Some(way) = candidates.clone().find(|&w| meta.expires[w] <= now) {
+            self.remove((base + way) as SlotId);
+            return base + way;
+        }
+        let way = candidates.min_by_key(|&w| meta.expires[w]).unwrap_or(0);
         outcome.evicted += 1;
-        self.remove(victim as SlotId);
-        victim
+        self.remove((base + way) as SlotId);
+        base + way
     }
 
-    fn write(&mut self, slot: usize, hash: u64, entry: FlowEntry) {
-        self.tags[slot / WAYS][slot % WAYS] = tag_of(hash);
-        self.slots[slot] = Some(entry);
+    fn write(&mut self, slot: usize, hash: u64, entry: FlowEntry, expires_at: u32) {
+        let (bucket, way) = split(slot);
+        self.meta[bucket].tags[way] = tag_of(hash);
+        self.meta[bucket].expires[way] = expires_at;
+        self.slots[slot] = entry;
         self.live += 1;
     }
 
@@ -215,14 +243,13 @@ impl FlowTable {
     ) -> (SlotId, InsertOutcome) {
         let mut outcome = InsertOutcome::default();
         let slot = self.claim(hash, now, usize::MAX, &mut outcome);
-        let entry = FlowEntry { key, action, expires_at, state: FlowState::Open, is_reply: false, peer: NO_PEER };
-        self.write(slot, hash, entry);
+        let entry = FlowEntry { key, action, state: FlowState::Open, is_reply: false, peer: NO_PEER };
+        self.write(slot, hash, entry, expires_at);
         (slot as SlotId, outcome)
     }
 
     /// Inserts the two directions of a NAT flow, linked to each other.
     /// Returns the forward entry's slot.
-    #[allow(clippy::too_many_arguments)]
     pub fn insert_pair(
         &mut self,
         forward: (FlowKey, u64, NatAction),
@@ -233,26 +260,22 @@ impl FlowTable {
     ) -> (SlotId, InsertOutcome) {
         let mut outcome = InsertOutcome::default();
         let f = self.claim(forward.1, now, usize::MAX, &mut outcome);
-        // Mark f taken before claiming r, so r cannot pick it.
-        self.tags[f / WAYS][f % WAYS] = tag_of(forward.1);
+        // Written before the reply's way is chosen, so that an eviction there
+        // cannot pick the forward entry's way.
+        self.write(f, forward.1, FlowEntry { key: forward.0, action: forward.2, state, is_reply: false, peer: NO_PEER }, expires_at);
         let r = self.claim(reply.1, now, f, &mut outcome);
-        self.tags[f / WAYS][f % WAYS] = 0;
-        let entry = |key, action, is_reply, peer: usize| FlowEntry {
-            key,
-            action,
-            expires_at,
-            state,
-            is_reply,
-            peer: peer as u32,
-        };
-        self.write(f, forward.1, entry(forward.0, forward.2, false, r));
-        self.write(r, reply.1, entry(reply.0, reply.2, true, f));
+        self.write(r, reply.1, FlowEntry { key: reply.0, action: reply.2, state, is_reply: true, peer: f as u32 }, expires_at);
+        self.slots[f].peer = r as u32;
         (f as SlotId, outcome)
     }
 
-    /// Live (unexpired) entries, for the CLI's flow listing.
-    pub fn iter_live(&self, now: u32) -> impl Iterator<Item = &FlowEntry> {
-        self.slots.iter().flatten().filter(move |e| e.expires_at > now)
+    /// Live (unexpired) entries with their expiry, for the CLI's flow listing.
+    pub fn iter_live(&self, now: u32) -> impl Iterator<Item = (&FlowEntry, u32)> {
+        self.meta.iter().enumerate().flat_map(move |(bucket, m)| {
+            (0..WAYS)
+                .filter(move |&w| m.tags[w] != 0 && m.expires[w] > now)
+                .map(move |w| (&self.slots[bucket * WAYS + w], m.expires[w]))
+        })
     }
 }
 
@@ -294,10 +317,17 @@ mod tests {
         let rs = t.lookup(&r, r.hash(), 1).expect("reply entry");
         assert!(t.get(rs).map(|e| e.is_reply).unwrap_or(false));
         t.touch(rs, FlowState::Open, 100);
-        assert_eq!(t.get(slot).map(|e| (e.state, e.expires_at)), Some((FlowState::Open, 100)));
+        assert_eq!((t.get(slot).map(|e| e.state), t.expires_at(slot)), (Some(FlowState::Open), 100));
+        assert_eq!(t.expires_at(rs), 100, "the peer is refreshed too");
         assert_eq!(t.lookup(&f, f.hash(), 100), None, "expired at 100");
         t.remove(slot);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn entries_are_two_cache_lines_and_metadata_one() {
+        assert_eq!(std::mem::size_of::<FlowEntry>(), 128);
+        assert_eq!(std::mem::size_of::<BucketMeta>(), 64);
     }
 
     #[test]

@@ -293,13 +293,17 @@ pub struct Mbuf(NonNull<sys::rte_mbuf>);
 unsafe impl Send for Mbuf {}
 
 impl PacketBuf for Mbuf {
+    // The fields are read in Rust rather than through the C shim: these run
+    // several times per packet and a call into C cannot be inlined.
+
     #[inline]
     fn data(&self) -> &[u8] {
         // SAFETY: we own the mbuf; its first segment holds data_len bytes at
-        // the data pointer, valid for as long as we hold it.
+        // buf_addr + data_off (rte_pktmbuf_mtod), valid while we hold it.
         unsafe {
-            let m = self.0.as_ptr();
-            std::slice::from_raw_parts(sys::shim_pktmbuf_data(m), usize::from(sys::shim_pktmbuf_data_len(m)))
+            let m = &*self.0.as_ptr();
+            let start = m.buf_addr.cast::<u8>().add(usize::from(m.data_off));
+            std::slice::from_raw_parts(start, usize::from(m.data_len))
         }
     }
 
@@ -307,8 +311,9 @@ impl PacketBuf for Mbuf {
     fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `data`, and `&mut self` makes the access exclusive.
         unsafe {
-            let m = self.0.as_ptr();
-            std::slice::from_raw_parts_mut(sys::shim_pktmbuf_data(m), usize::from(sys::shim_pktmbuf_data_len(m)))
+            let m = &*self.0.as_ptr();
+            let start = m.buf_addr.cast::<u8>().add(usize::from(m.data_off));
+            std::slice::from_raw_parts_mut(start, usize::from(m.data_len))
         }
     }
 }

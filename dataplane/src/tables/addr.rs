@@ -11,9 +11,13 @@ pub struct Addr(pub [u8; 16]);
 impl Addr {
     pub const UNSPECIFIED: Addr = Addr([0; 16]);
 
+    /// `::ffff:a.b.c.d`. Built as one 128-bit value rather than byte by
+    /// byte: the flow key is read back in 8-byte words right after, and byte
+    /// stores would stall that read (store forwarding).
     #[inline]
     pub const fn from_v4_octets(o: [u8; 4]) -> Addr {
-        Addr([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, o[0], o[1], o[2], o[3]])
+        let mapped = (0xffff_u128 << 32) | u32::from_be_bytes(o) as u128;
+        Addr(mapped.to_be_bytes())
     }
 
     #[inline]
