@@ -218,8 +218,8 @@ pub fn parse_protocol(s: &str) -> Result<u8> {
     match s.to_ascii_uppercase().as_str() {
         "TCP" => Ok(proto::TCP),
         "UDP" => Ok(proto::UDP),
-        "SCTP" => bail!("protocol SCTP is not forwarded yet (TCP and UDP are)"),
-        other => bail!("unknown protocol {other:?} (want TCP or UDP)"),
+        "SCTP" => Ok(proto::SCTP),
+        other => bail!("unknown protocol {other:?} (want TCP, UDP or SCTP)"),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::flow::{FlowKey, FlowState, FlowTable, NatAction, SourcePortAllocator}
 use crate::stats::{Counters, DropReason};
 use crate::tables::{proto, Addr, PortId, Service, Snapshot};
 use crate::wire::checksum::{update_16, update_4, update_u16, update_udp};
-use crate::wire::{parse_l2, EtherType, IpProtocol, Ipv4Packet, Ipv6Packet, TcpFlags, TcpPacket, UdpPacket};
+use crate::wire::{parse_l2, EtherType, IpProtocol, Ipv4Packet, Ipv6Packet, SctpPacket, TcpFlags, TcpPacket, UdpPacket};
 
 /// What to do with a packet after [`Pipeline::process`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -385,6 +385,10 @@ fn parse(frame: &[u8]) -> Result<Headers, Parsed> {
             let udp = UdpPacket::new_checked(transport)?;
             (udp.src_port(), udp.dst_port(), 0)
         }
+        IpProtocol::SCTP => {
+            let sctp = SctpPacket::new_checked(transport)?;
+            (sctp.src_port(), sctp.dst_port(), 0)
+        }
         IpProtocol::ICMP => return Err(Parsed::SlowPath),
         _ => return Err(Parsed::Drop(DropReason::Unsupported)),
     };
@@ -468,6 +472,14 @@ fn rewrite(frame: &mut [u8], h: &Headers, a: &NatAction) -> bool {
             udp.set_src_port(a.src_port);
             udp.set_dst_port(a.dst_port);
             udp.set_checksum(check);
+        }
+        IpProtocol::SCTP => {
+            // SCTP's CRC32c covers no addresses, only the packet: recomputed
+            // when the ports change.
+            let mut sctp = SctpPacket::new_unchecked(l4);
+            sctp.set_src_port(a.src_port);
+            sctp.set_dst_port(a.dst_port);
+            sctp.fill_checksum();
         }
         _ => {}
     }

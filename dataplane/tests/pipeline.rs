@@ -399,3 +399,31 @@ proptest! {
         prop_assert_eq!(out.ttl, ttl - 1);
     }
 }
+
+#[test]
+fn sctp_flows_are_nated_with_a_fresh_crc() {
+    use dataplane::wire::SctpPacket;
+    let mut snap = snapshot(true, vec![backend(1)]);
+    let (k, s) = service(IpAddr::V4(VIP), 36412, proto::SCTP, vec![backend(1)], 0);
+    snap.services.insert(k, s);
+    let mut p = pipeline();
+    // A UDP frame reshaped into SCTP: protocol 132, a 12-byte common header.
+    let mut f = udp(client(5), 5000, IpAddr::V4(VIP), 36412);
+    {
+        let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+        ip.set_protocol(proto::SCTP);
+        ip.fill_checksum();
+    }
+    let l4 = &mut f[34..];
+    l4[4..8].copy_from_slice(&0xdead_beefu32.to_be_bytes());
+    SctpPacket::new_unchecked(&mut *l4).fill_checksum();
+    assert_eq!(p.process(&snap, 0, &mut f, 1), Verdict::Forward(1));
+    let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!(ip.src_addr(), MASQ);
+    assert_eq!(ip.dst_addr(), Ipv4Addr::new(10, 244, 1, 1));
+    let sctp = SctpPacket::new_checked(ip.payload()).unwrap();
+    assert_eq!(sctp.dst_port(), 8080);
+    assert!(sctp.verify_checksum(), "the CRC32c was recomputed after the port change");
+    assert_eq!(sctp.verification_tag(), 0xdead_beef);
+}

@@ -59,6 +59,7 @@ pub mod icmpv6;
 pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
+pub mod sctp;
 pub mod tcp;
 pub mod udp;
 
@@ -69,6 +70,7 @@ pub use icmpv6::{Icmpv6Packet, Icmpv6Type, Icmpv6Unreachable};
 pub use ip::IpProtocol;
 pub use ipv4::Ipv4Packet;
 pub use ipv6::{is_extension_header, Ipv6Packet};
+pub use sctp::SctpPacket;
 pub use tcp::{TcpFlags, TcpPacket};
 pub use udp::UdpPacket;
 
