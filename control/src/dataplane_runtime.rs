@@ -8,22 +8,30 @@ use std::thread::{self, JoinHandle};
 
 use anyhow::{bail, Context, Result};
 use crossbeam::queue::ArrayQueue;
-use dataplane::lcore::{handoff_rings, HandoffRings, SlowPathRing, Worker};
+use std::collections::HashMap;
+use std::time::Instant;
+
+use dataplane::lcore::{handoff_rings, HandoffRings, InjectRing, SlowPacket, SlowPathRing, Worker};
 use dataplane::pipeline::{PipelineConfig, Timeouts};
 use dataplane::port::dpdk::{self, Eal, Mbuf, Mempool, Port};
+use dataplane::port::{BufPool, PacketBuf};
 use dataplane::stats::CoreStats;
+use dataplane::tables::{Addr, NextHop};
 use dataplane::tables::{Snapshot, SnapshotPublisher};
 use dataplane::wire::MacAddr;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, DataplaneConfig};
 use crate::metrics_export;
+use crate::slowpath::SlowPath;
 use crate::tables::snapshot_from_config;
 
 /// Slots in the ring from the cores to the slow path.
 const SLOW_PATH_RING: usize = 4096;
 /// Slots in each core's inbound handoff ring.
 const HANDOFF_RING: usize = 4096;
+/// Slots in the ring from the slow path back to the cores.
+const INJECT_RING: usize = 1024;
 /// `SOCKET_ID_ANY`: let DPDK place the pool.
 const ANY_SOCKET: i32 = -1;
 
@@ -34,8 +42,13 @@ pub struct RunningDataplane {
     pub macs: Vec<MacAddr>,
     pub publisher: SnapshotPublisher,
     pub stats: CoreStats,
+    pool: Mempool,
     slow_path: SlowPathRing<Mbuf>,
     handoff: HandoffRings<Mbuf>,
+    inject: InjectRing<Mbuf>,
+    responder: SlowPath,
+    /// Neighbours the slow path learned, for the next snapshot.
+    pub learned: HashMap<Addr, NextHop>,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
 }
@@ -76,6 +89,9 @@ impl RunningDataplane {
         let stats = CoreStats::new(workers);
         let slow_path: SlowPathRing<Mbuf> = Arc::new(ArrayQueue::new(SLOW_PATH_RING));
         let handoff: HandoffRings<Mbuf> = handoff_rings(workers, HANDOFF_RING);
+        let inject: InjectRing<Mbuf> = Arc::new(ArrayQueue::new(INJECT_RING));
+        let mut responder = SlowPath::new();
+        responder.update_tables(&publisher.current());
         let stop = Arc::new(AtomicBool::new(false));
 
         let mut handles = Vec::new();
@@ -89,6 +105,7 @@ impl RunningDataplane {
             };
             let queues: Vec<_> = ports.iter().map(|p| p.queue(core as u16)).collect();
             let (stats, slow_path, handoff, stop) = (stats.clone(), slow_path.clone(), handoff.clone(), stop.clone());
+            let inject = inject.clone();
             let cpu = d.workers[core];
             let handle = thread::Builder::new().name(format!("worker-{core}")).spawn(move || {
                 if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
@@ -98,7 +115,7 @@ impl RunningDataplane {
                     warn!(core, "not registered with the EAL ({e}); mbuf allocation runs without a per-core cache");
                 }
                 info!(core, cpu, "worker polling");
-                Worker::new(&pipeline, queues, reader, stats, slow_path, handoff).run(&stop);
+                Worker::new(&pipeline, queues, reader, stats, slow_path, handoff, inject).run(&stop);
                 dpdk::unregister_thread();
             })?;
             handles.push(handle);
@@ -109,26 +126,58 @@ impl RunningDataplane {
             macs,
             publisher,
             stats,
+            pool,
             slow_path,
             handoff,
+            inject,
+            responder,
+            learned: HashMap::new(),
             stop,
             workers: handles,
         })
     }
 
-    /// The control loop's periodic work: free old snapshots, drain the slow
-    /// path, export counters.
+    /// The control loop's periodic work: free old snapshots, export counters.
     pub fn tick(&mut self) {
         self.publisher.reclaim();
-        // The slow path (ARP, ICMP, the appliance's own addresses) is not
-        // served yet: what the cores hand over is counted there and freed.
-        while self.slow_path.pop().is_some() {}
+        self.responder.expire(Instant::now());
+        let c = self.responder.counters;
+        metrics::counter!("switchyard_slow_path_arp_replies_total").absolute(c.arp_replies);
+        metrics::counter!("switchyard_slow_path_echo_replies_total").absolute(c.echo_replies);
+        metrics::counter!("switchyard_slow_path_unhandled_total").absolute(c.unhandled + c.malformed);
+        metrics::gauge!("switchyard_neighbours_learned").set(self.learned.len() as f64);
         metrics_export::export(&self.stats);
         metrics::gauge!("switchyard_published_generation").set(self.publisher.current().generation as f64);
     }
 
     pub fn publish(&mut self, snapshot: Snapshot) -> u64 {
+        self.responder.update_tables(&snapshot);
         self.publisher.publish(snapshot)
+    }
+
+    /// Serves what the cores handed to the slow path: answers go back
+    /// through the inject ring. Returns whether the learned neighbours
+    /// changed (the caller publishes them).
+    pub fn slow_path_round(&mut self) -> bool {
+        let now = Instant::now();
+        let mut replies = Vec::new();
+        for _ in 0..256 {
+            let Some(p) = self.slow_path.pop() else { break };
+            self.responder.handle(p.port, p.buf.data(), now, &mut replies);
+        }
+        for (port, frame) in replies {
+            // A full ring or an empty pool drops the reply; the asker retries.
+            if let Some(buf) = self.pool.alloc_from(&frame) {
+                let _ = self.inject.push(SlowPacket { port, buf });
+            }
+        }
+        match self.responder.take_changes() {
+            Some(learned) => {
+                self.learned = learned;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Stops the workers and the ports; returns the final counters as JSON.
@@ -140,6 +189,7 @@ impl RunningDataplane {
             }
         }
         while self.slow_path.pop().is_some() {}
+        while self.inject.pop().is_some() {}
         for ring in self.handoff.iter() {
             while ring.pop().is_some() {}
         }

@@ -16,6 +16,7 @@ pub mod node;
 pub mod quantity;
 pub mod runtime;
 pub mod services;
+pub mod slowpath;
 pub mod standalone;
 pub mod table_sync;
 pub mod tables;

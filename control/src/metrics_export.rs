@@ -33,7 +33,10 @@ fn describe() {
     describe_gauge!("switchyard_flow_entries", "Flow table entries in use (two per NAT flow)");
     describe_gauge!("switchyard_snapshot_generation", "Generation of the table snapshot a core uses");
     describe_gauge!("switchyard_published_generation", "Generation of the last published table snapshot");
-    describe_histogram!("switchyard_table_sync_seconds", "From the first Service/EndpointSlice event to the published snapshot");
+    describe_histogram!(
+        "switchyard_table_sync_seconds",
+        "From the first Service/EndpointSlice event to the published snapshot"
+    );
     describe_gauge!("switchyard_table_sync_last_seconds", "The last table sync's time from first event to publication");
     describe_gauge!("switchyard_services", "Services in the catalog");
     describe_gauge!("switchyard_service_keys", "(VIP, port, protocol) keys in the published tables");

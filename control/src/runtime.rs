@@ -123,6 +123,9 @@ async fn control_loop(path: &Path, config: &Config, mut dataplane: Option<&mut R
     let mut terminate = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    // The slow path answers ARP and pings: a few milliseconds, not a tick.
+    let mut slow_tick = tokio::time::interval(Duration::from_millis(2));
+    slow_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // The first node status waits a moment for the agent's first look at
     // the runtime, so that Ready starts out right.
     let mut node_tick =
@@ -146,6 +149,13 @@ async fn control_loop(path: &Path, config: &Config, mut dataplane: Option<&mut R
             _ = hangup.recv() => {
                 if let Some(d) = dataplane.as_deref_mut() {
                     reload(path, d, latest_services.as_deref());
+                }
+            }
+            _ = slow_tick.tick(), if dataplane.is_some() => {
+                if let Some(d) = dataplane.as_deref_mut() {
+                    if d.slow_path_round() {
+                        republish(config, d, latest_services.as_deref());
+                    }
                 }
             }
             Ok(()) = compiled.changed() => {
@@ -248,9 +258,12 @@ fn node_identity(config: &Config) -> NodeIdentity {
 }
 
 /// The config's own tables (ports, routes, neighbours, [[service]]) plus the
-/// compiled Services.
-fn compose(config: &Config, macs: &[dataplane::wire::MacAddr], services: Option<&CompiledTables>) -> Result<Snapshot> {
-    let mut snap = snapshot_from_config(config, macs)?;
+/// compiled Services and the neighbours the slow path learned.
+fn compose(config: &Config, dataplane: &RunningDataplane, services: Option<&CompiledTables>) -> Result<Snapshot> {
+    let mut snap = snapshot_from_config(config, &dataplane.macs)?;
+    for (addr, hop) in &dataplane.learned {
+        snap.neighbours.entry(*addr).or_insert(*hop);
+    }
     if let Some(tables) = services {
         // Start from a clone of the compiled map (cheap: the Services are
         // shared) and lay the config's own few entries over it.
@@ -264,7 +277,7 @@ fn compose(config: &Config, macs: &[dataplane::wire::MacAddr], services: Option<
 /// Publishes newly compiled Services, and records how long they took from
 /// the first event to the cores.
 fn publish_services(config: &Config, dataplane: &mut RunningDataplane, tables: &CompiledTables) {
-    match compose(config, &dataplane.macs, Some(tables)) {
+    match compose(config, dataplane, Some(tables)) {
         Ok(snap) => {
             let generation = dataplane.publish(snap);
             let took = tables.since.elapsed();
@@ -285,10 +298,20 @@ fn publish_services(config: &Config, dataplane: &mut RunningDataplane, tables: &
     }
 }
 
+/// Publishes the tables again (the learned neighbours changed).
+fn republish(config: &Config, dataplane: &mut RunningDataplane, services: Option<&CompiledTables>) {
+    match compose(config, dataplane, services) {
+        Ok(snap) => {
+            dataplane.publish(snap);
+        }
+        Err(e) => error!("composing the tables failed, keeping the current ones: {e:#}"),
+    }
+}
+
 /// SIGHUP: re-read the config's tables and publish them (with the latest
 /// compiled Services); a bad file keeps the last good tables.
 fn reload(path: &Path, dataplane: &mut RunningDataplane, services: Option<&CompiledTables>) {
-    let next = Config::load(path).and_then(|c| compose(&c, &dataplane.macs, services));
+    let next = Config::load(path).and_then(|c| compose(&c, dataplane, services));
     match next {
         Ok(snap) => {
             let services = snap.services.len();

@@ -148,6 +148,33 @@ fn frame(
         .expect("frame")
 }
 
+/// An ICMP echo request from a client.
+fn ping(src: Ipv4Addr, dst: Ipv4Addr, seq: u16) -> Vec<u8> {
+    let mut frame = vec![0u8; 14 + 20 + 8 + 4];
+    frame[0..6].copy_from_slice(&PORT_MAC.0);
+    frame[6..12].copy_from_slice(&CLIENT_MAC.0);
+    frame[12..14].copy_from_slice(&[0x08, 0x00]);
+    {
+        let mut ip = Ipv4Packet::new_unchecked(&mut frame[14..]);
+        ip.set_version(4);
+        ip.set_header_len(20);
+        ip.set_total_len(32);
+        ip.set_ttl(64);
+        ip.set_protocol(1);
+        ip.set_src_addr(src);
+        ip.set_dst_addr(dst);
+        ip.fill_checksum();
+    }
+    let icmp = &mut frame[34..];
+    icmp[0] = 8; // echo request
+    icmp[4..6].copy_from_slice(&0x5359u16.to_be_bytes());
+    icmp[6..8].copy_from_slice(&seq.to_be_bytes());
+    icmp[8..].copy_from_slice(b"ping");
+    let mut icmp_view = dataplane::wire::Icmpv4Packet::new_unchecked(&mut *icmp);
+    icmp_view.fill_checksum();
+    frame
+}
+
 struct Flow {
     vip: usize,
     client: Ipv4Addr,
@@ -242,6 +269,13 @@ fn pcap_flows_are_forwarded_and_checked_packet_by_packet() {
             b"",
         ));
     }
+    // For the slow path: ARP for the appliance's address, pings to it and
+    // to a VIP; each gets an answer.
+    for i in 0..10u8 {
+        for target in [Ipv4Addr::new(192, 0, 2, 1), vips[0].vip] {
+            input.push(ping(Ipv4Addr::new(198, 51, 100, 100 + i), target, u16::from(i)));
+        }
+    }
     for _ in 0..20 {
         let mut arp = vec![0xff; 6];
         arp.extend_from_slice(&CLIENT_MAC.0);
@@ -293,23 +327,45 @@ fn pcap_flows_are_forwarded_and_checked_packet_by_packet() {
 
     // Counters: everything in is accounted for.
     assert_eq!(summary["rx_packets"], input.len() as u64, "{summary}");
-    assert_eq!(summary["tx_packets"], forwarded as u64, "{summary}");
+    // Forwarded packets plus the slow path's 20 ARP and 20 echo replies.
+    assert_eq!(summary["tx_packets"], forwarded as u64 + 40, "{summary}");
     assert_eq!(summary["flows_created"], flows.len() as u64, "{summary}");
-    assert_eq!(summary["slow_path_packets"], 20, "{summary}");
+    assert_eq!(summary["slow_path_packets"], 40, "{summary}");
     for (reason, n) in [("truncated", 50), ("bad_header_length", 50), ("fragment", 50), ("no_service", 50)] {
         assert_eq!(summary["drops"][reason], n, "{reason}: {summary}");
     }
     assert!(summary["published_generation"].as_u64().unwrap_or(0) >= 1, "no reload was published: {summary}");
 
     // Packet by packet.
-    let out = support::pcap::read(&dir.path().join("out.pcap")).expect("read tx pcap");
+    let all = support::pcap::read(&dir.path().join("out.pcap")).expect("read tx pcap");
+    assert_eq!(all.len(), forwarded + 40);
+    // The slow path's answers: ARP replies for 192.0.2.1 and echo replies.
+    let arp: Vec<&Vec<u8>> = all.iter().filter(|f| f[12..14] == [0x08, 0x06]).collect();
+    assert_eq!(arp.len(), 20);
+    for a in &arp {
+        assert_eq!((&a[0..6], &a[6..12]), (&CLIENT_MAC.0[..], &PORT_MAC.0[..]));
+        assert_eq!(u16::from_be_bytes([a[20], a[21]]), 2, "an ARP reply");
+        assert_eq!((&a[22..28], &a[28..32]), (&PORT_MAC.0[..], &[192, 0, 2, 1][..]), "who has 192.0.2.1: us");
+    }
+    let is_icmp = |f: &Vec<u8>| f[12..14] == [0x08, 0x00] && f[14 + 9] == 1;
+    let echoes: Vec<&Vec<u8>> = all.iter().filter(|f| is_icmp(f)).collect();
+    assert_eq!(echoes.len(), 20);
+    for e in &echoes {
+        let ip = Ipv4Packet::new_checked(&e[14..]).expect("echo reply");
+        assert!(ip.verify_checksum());
+        let icmp = dataplane::wire::Icmpv4Packet::new_checked(ip.payload()).expect("ICMP");
+        assert!(icmp.verify_checksum());
+        assert_eq!(icmp.msg_type(), 0, "an echo reply");
+        assert!([Ipv4Addr::new(192, 0, 2, 1), vips[0].vip].contains(&ip.src_addr()));
+    }
+    let out: Vec<&Vec<u8>> = all.iter().filter(|f| f[12..14] == [0x08, 0x00] && !is_icmp(f)).collect();
     assert_eq!(out.len(), forwarded);
     let by_client: HashMap<(Ipv4Addr, u16, u8), &Flow> =
         flows.iter().map(|f| ((f.client, f.client_port, vips[f.vip].protocol), f)).collect();
     let mut backend_of: HashMap<(Ipv4Addr, u16, u8), SocketAddr> = HashMap::new();
     let mut per_backend: HashMap<SocketAddr, usize> = HashMap::new();
     let (mut requests, mut replies) = (0, 0);
-    for frame in &out {
+    for frame in out {
         let ip = Ipv4Packet::new_checked(&frame[14..]).expect("IPv4");
         assert!(ip.verify_checksum());
         assert_eq!(ip.ttl(), 63);
@@ -365,5 +421,5 @@ fn pcap_flows_are_forwarded_and_checked_packet_by_packet() {
     let verdict: serde_json::Value = serde_json::from_slice(&scapy.stdout)
         .unwrap_or_else(|e| panic!("scapy said {e}: {}", String::from_utf8_lossy(&scapy.stderr)));
     assert!(scapy.status.success(), "scapy found bad checksums: {verdict}");
-    assert_eq!(verdict["checked"], forwarded as u64);
+    assert_eq!(verdict["checked"], forwarded as u64 + 20, "forwarded packets and echo replies");
 }

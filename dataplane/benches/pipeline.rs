@@ -322,7 +322,15 @@ fn bench_worker(c: &mut Criterion) {
     let stats = CoreStats::new(1);
     let slow_path: SlowPathRing<_> = Arc::new(ArrayQueue::new(64));
     let handoff = handoff_rings(1, 64);
-    let mut worker = Worker::new(&pipeline_config(), queues, readers.remove(0), stats, slow_path, handoff);
+    let mut worker = Worker::new(
+        &pipeline_config(),
+        queues,
+        readers.remove(0),
+        stats,
+        slow_path,
+        handoff,
+        Arc::new(ArrayQueue::new(16)),
+    );
     // Warm-up: one pass over the replayed frames creates every flow.
     for _ in 0..FLOWS / BURST {
         assert_eq!(worker.poll_once(), BURST);

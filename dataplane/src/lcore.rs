@@ -29,6 +29,10 @@ pub type SlowPathRing<B> = Arc<ArrayQueue<SlowPacket<B>>>;
 /// does not own their flow (see `flow::ports`).
 pub type HandoffRings<B> = Arc<[ArrayQueue<SlowPacket<B>>]>;
 
+/// Frames the control side (the slow path) wants sent, with their egress
+/// port. Any core may take them; each sends what it takes on its own queue.
+pub type InjectRing<B> = Arc<ArrayQueue<SlowPacket<B>>>;
+
 /// Handoff rings for `cores` cores.
 pub fn handoff_rings<B>(cores: usize, slots: usize) -> HandoffRings<B> {
     (0..cores).map(|_| ArrayQueue::new(slots.max(1))).collect()
@@ -43,6 +47,7 @@ pub struct Worker<Q: PortQueue> {
     stats: CoreStats,
     slow_path: SlowPathRing<Q::Buf>,
     handoff: HandoffRings<Q::Buf>,
+    inject: InjectRing<Q::Buf>,
     started: Instant,
     rx: Vec<Q::Buf>,
     /// Packets waiting for transmission, one batch per egress port.
@@ -64,6 +69,7 @@ impl<Q: PortQueue> Worker<Q> {
         stats: CoreStats,
         slow_path: SlowPathRing<Q::Buf>,
         handoff: HandoffRings<Q::Buf>,
+        inject: InjectRing<Q::Buf>,
     ) -> Worker<Q> {
         let ports = queues.len();
         Worker {
@@ -74,11 +80,12 @@ impl<Q: PortQueue> Worker<Q> {
             stats,
             slow_path,
             handoff,
+            inject,
             started: Instant::now(),
             rx: Vec::with_capacity(BURST),
-            // Room for every port's burst and the handoff burst to land on
-            // one egress port.
-            tx: (0..ports).map(|_| Vec::with_capacity(BURST * (ports + 1))).collect(),
+            // Room for every port's burst, the handoff burst and the slow
+            // path's burst to land on one egress port.
+            tx: (0..ports).map(|_| Vec::with_capacity(BURST * (ports + 2))).collect(),
         }
     }
 
@@ -102,7 +109,7 @@ impl<Q: PortQueue> Worker<Q> {
 
     /// One round at a given clock reading (tests drive time with this).
     pub fn poll_at(&mut self, now: u32) -> usize {
-        let Worker { core, queues, pipeline, snapshots, slow_path, handoff, rx, tx, .. } = self;
+        let Worker { core, queues, pipeline, snapshots, slow_path, handoff, inject, rx, tx, .. } = self;
         let snap = snapshots.load();
         pipeline.counters.generation = snap.generation;
         let mut out = Outputs { tx, slow_path, handoff };
@@ -124,6 +131,15 @@ impl<Q: PortQueue> Worker<Q> {
                 let Some(p) = inbound.pop() else { break };
                 received += 1;
                 handle(pipeline, snap, &mut out, p.port, p.buf, now);
+            }
+        }
+
+        // Frames from the slow path (ARP and ICMP replies).
+        for _ in 0..BURST {
+            let Some(p) = inject.pop() else { break };
+            match out.tx.get_mut(usize::from(p.port)) {
+                Some(batch) if batch.len() < batch.capacity() => batch.push(p.buf),
+                _ => pipeline.counters.drop(DropReason::TxFull),
             }
         }
 

@@ -74,7 +74,15 @@ fn replies_reach_the_core_that_owns_their_flow() {
                 MemQueue::new(pool.clone(), Source::None, Sink::Capture(outputs[core].clone())),
             ];
             let config = PipelineConfig { core, cores: 2, flow_capacity: 1024, ..PipelineConfig::default() };
-            Worker::new(&config, queues, reader, stats.clone(), Arc::new(ArrayQueue::new(8)), handoff.clone())
+            Worker::new(
+                &config,
+                queues,
+                reader,
+                stats.clone(),
+                Arc::new(ArrayQueue::new(8)),
+                handoff.clone(),
+                Arc::new(ArrayQueue::new(8)),
+            )
         })
         .collect();
 

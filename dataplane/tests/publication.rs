@@ -87,7 +87,8 @@ fn publishing_while_forwarding_loses_and_misroutes_nothing() {
         let slow_path = Arc::new(ArrayQueue::new(16));
         thread::spawn(move || {
             let config = PipelineConfig { flow_capacity: 1 << 16, ..PipelineConfig::default() };
-            Worker::new(&config, queues, reader, stats, slow_path, handoff_rings(1, 16)).run(&stop)
+            Worker::new(&config, queues, reader, stats, slow_path, handoff_rings(1, 16), Arc::new(ArrayQueue::new(16)))
+                .run(&stop)
         })
     };
 

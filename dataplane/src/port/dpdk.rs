@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use dpdk_sys as sys;
 
-use super::{PacketBuf, PortQueue, BURST};
+use super::{BufPool, PacketBuf, PortQueue, BURST};
 use crate::wire::MacAddr;
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +150,27 @@ impl Mempool {
             let code = unsafe { sys::shim_errno() };
             DpdkError::Call { call: "rte_pktmbuf_pool_create", code, message: strerror(code) }
         })
+    }
+}
+
+impl BufPool for Mempool {
+    type Buf = Mbuf;
+
+    fn alloc_from(&self, bytes: &[u8]) -> Option<Mbuf> {
+        let len = u16::try_from(bytes.len()).ok()?;
+        // SAFETY: the pool is valid for the life of the process; a non-null
+        // mbuf from it is ours (wrapped at once, so freed on every path).
+        let mbuf = Mbuf(NonNull::new(unsafe { sys::shim_pktmbuf_alloc(self.ptr.as_ptr()) })?);
+        // SAFETY: we own the fresh mbuf; append returns NULL (and changes
+        // nothing) unless `len` bytes of tailroom follow the data, which it
+        // then hands us to fill.
+        let room = unsafe { sys::shim_pktmbuf_append(mbuf.0.as_ptr(), len) };
+        if room.is_null() {
+            return None;
+        }
+        // SAFETY: `room` points at `len` writable bytes inside our mbuf.
+        unsafe { std::slice::from_raw_parts_mut(room, bytes.len()) }.copy_from_slice(bytes);
+        Some(mbuf)
     }
 }
 

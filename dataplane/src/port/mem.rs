@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 
-use super::{PacketBuf, PortQueue, BURST};
+use super::{BufPool, PacketBuf, PortQueue, BURST};
 
 /// Room in each buffer, as in an mbuf's default data room.
 pub const BUF_SIZE: usize = 2048;
@@ -141,5 +141,13 @@ impl PortQueue for MemQueue {
         // Dropping gives the rooms back to the pool.
         bufs.drain(..sent);
         sent
+    }
+}
+
+impl BufPool for MemPool {
+    type Buf = MemBuf;
+
+    fn alloc_from(&self, bytes: &[u8]) -> Option<MemBuf> {
+        (bytes.len() <= BUF_SIZE).then(|| MemBuf::take(self, bytes)).flatten()
     }
 }

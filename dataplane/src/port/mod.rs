@@ -32,3 +32,13 @@ pub trait PortQueue {
     /// were sent.
     fn tx_burst(&mut self, bufs: &mut Vec<Self::Buf>) -> usize;
 }
+
+/// Where the control side gets buffers for frames it originates (the slow
+/// path's replies), to hand to a core for transmission.
+pub trait BufPool: Send + Sync {
+    type Buf: PacketBuf;
+
+    /// A buffer holding a copy of `bytes`, or `None` when the pool is empty
+    /// or the frame does not fit.
+    fn alloc_from(&self, bytes: &[u8]) -> Option<Self::Buf>;
+}
