@@ -255,7 +255,7 @@ listen = ""
 
     // Deleting the pod in the API stops it and removes it for good.
     kubectl(&kubeconfig, &["delete", "pod", "api-web", "--wait=false"], None);
-    sy.wait_for("api-web gone from the API", Duration::from_secs(40), |_| {
+    sy.wait_for("api-web gone from the API", Duration::from_secs(90), |_| {
         api.get::<Pod>("default", "api-web").is_none()
     });
     sy.wait_for("api-web gone from the node", Duration::from_secs(20), |a| {

@@ -37,6 +37,13 @@ impl CriError {
 /// How long one CRI call may take; image pulls and container stops get more.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A request with the usual deadline.
+fn call<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(CALL_TIMEOUT);
+    request
+}
+
 #[derive(Clone)]
 pub struct CriClient {
     endpoint: String,
@@ -75,9 +82,10 @@ impl CriClient {
     pub fn new(endpoint: &str) -> Result<CriClient, CriError> {
         let path = Self::socket_path(endpoint)?;
         // The URI is a placeholder: the connector dials the socket.
+        // No channel-wide timeout: each call sets its own deadline (a stop
+        // waits for the grace period, a pull for the download).
         let channel = Endpoint::from_static("http://cri.invalid")
             .connect_timeout(Duration::from_secs(2))
-            .timeout(CALL_TIMEOUT)
             .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
                 let path = path.clone();
                 async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
@@ -103,7 +111,7 @@ impl CriClient {
         let r = self
             .runtime
             .clone()
-            .version(cri::VersionRequest { version: "v1".into() })
+            .version(call(cri::VersionRequest { version: "v1".into() }))
             .await
             .map_err(|e| self.error("Version", e))?
             .into_inner();
@@ -114,7 +122,7 @@ impl CriClient {
         let r = self
             .runtime
             .clone()
-            .status(cri::StatusRequest { verbose: false })
+            .status(call(cri::StatusRequest { verbose: false }))
             .await
             .map_err(|e| self.error("Status", e))?
             .into_inner();
@@ -139,10 +147,10 @@ impl CriClient {
         let r = self
             .images
             .clone()
-            .image_status(cri::ImageStatusRequest {
+            .image_status(call(cri::ImageStatusRequest {
                 image: Some(cri::ImageSpec { image: image.into(), ..Default::default() }),
                 verbose: false,
-            })
+            }))
             .await
             .map_err(|e| self.error("ImageStatus", e))?
             .into_inner();
@@ -172,7 +180,7 @@ impl CriClient {
         let r = self
             .runtime
             .clone()
-            .pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: id.into(), verbose: false })
+            .pod_sandbox_status(call(cri::PodSandboxStatusRequest { pod_sandbox_id: id.into(), verbose: false }))
             .await
             .map_err(|e| self.error("PodSandboxStatus", e))?
             .into_inner();
@@ -184,7 +192,12 @@ impl CriClient {
     }
 
     pub async fn stop_pod_sandbox(&self, id: &str) -> Result<(), CriError> {
-        match self.runtime.clone().stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: id.into() }).await {
+        match self
+            .runtime
+            .clone()
+            .stop_pod_sandbox(call(cri::StopPodSandboxRequest { pod_sandbox_id: id.into() }))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.code() == tonic::Code::NotFound => Ok(()),
             Err(e) => Err(self.error("StopPodSandbox", e)),
@@ -192,7 +205,11 @@ impl CriClient {
     }
 
     pub async fn remove_pod_sandbox(&self, id: &str) -> Result<(), CriError> {
-        match self.runtime.clone().remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id.into() }).await
+        match self
+            .runtime
+            .clone()
+            .remove_pod_sandbox(call(cri::RemovePodSandboxRequest { pod_sandbox_id: id.into() }))
+            .await
         {
             Ok(_) => Ok(()),
             Err(e) if e.code() == tonic::Code::NotFound => Ok(()),
@@ -206,7 +223,7 @@ impl CriClient {
         let r = self
             .runtime
             .clone()
-            .list_pod_sandbox(cri::ListPodSandboxRequest { filter: Some(filter) })
+            .list_pod_sandbox(call(cri::ListPodSandboxRequest { filter: Some(filter) }))
             .await
             .map_err(|e| self.error("ListPodSandbox", e))?;
         Ok(r.into_inner().items)
@@ -221,11 +238,11 @@ impl CriClient {
         let r = self
             .runtime
             .clone()
-            .create_container(cri::CreateContainerRequest {
+            .create_container(call(cri::CreateContainerRequest {
                 pod_sandbox_id: sandbox_id.into(),
                 config: Some(config),
                 sandbox_config: Some(sandbox_config),
-            })
+            }))
             .await
             .map_err(|e| self.error("CreateContainer", e))?;
         Ok(r.into_inner().container_id)
@@ -234,7 +251,7 @@ impl CriClient {
     pub async fn start_container(&self, id: &str) -> Result<(), CriError> {
         self.runtime
             .clone()
-            .start_container(cri::StartContainerRequest { container_id: id.into() })
+            .start_container(call(cri::StartContainerRequest { container_id: id.into() }))
             .await
             .map_err(|e| self.error("StartContainer", e))?;
         Ok(())
@@ -253,7 +270,8 @@ impl CriClient {
     }
 
     pub async fn remove_container(&self, id: &str) -> Result<(), CriError> {
-        match self.runtime.clone().remove_container(cri::RemoveContainerRequest { container_id: id.into() }).await {
+        match self.runtime.clone().remove_container(call(cri::RemoveContainerRequest { container_id: id.into() })).await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.code() == tonic::Code::NotFound => Ok(()),
             Err(e) => Err(self.error("RemoveContainer", e)),
@@ -266,7 +284,7 @@ impl CriClient {
         let r = self
             .runtime
             .clone()
-            .list_containers(cri::ListContainersRequest { filter: Some(filter) })
+            .list_containers(call(cri::ListContainersRequest { filter: Some(filter) }))
             .await
             .map_err(|e| self.error("ListContainers", e))?;
         Ok(r.into_inner().containers)
@@ -276,7 +294,7 @@ impl CriClient {
         let r = self
             .runtime
             .clone()
-            .container_status(cri::ContainerStatusRequest { container_id: id.into(), verbose: false })
+            .container_status(call(cri::ContainerStatusRequest { container_id: id.into(), verbose: false }))
             .await
             .map_err(|e| self.error("ContainerStatus", e))?
             .into_inner();
