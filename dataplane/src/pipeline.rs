@@ -13,9 +13,7 @@ use crate::flow::{FlowKey, FlowState, FlowTable, NatAction, SourcePortAllocator}
 use crate::stats::{Counters, DropReason};
 use crate::tables::{proto, Addr, PortId, Service, Snapshot};
 use crate::wire::checksum::{update_16, update_4, update_u16, update_udp};
-use crate::wire::{
-    parse_l2, EtherType, IpProtocol, Ipv4Packet, Ipv6Packet, SctpPacket, TcpFlags, TcpPacket, UdpPacket,
-};
+use crate::wire::{parse_l2, EtherType, IpProtocol, Ipv4Packet, Ipv6Packet, SctpPacket, TcpFlags, TcpPacket, UdpPacket};
 
 /// What to do with a packet after [`Pipeline::process`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,10 +75,6 @@ impl Default for PipelineConfig {
     }
 }
 
-/// A packet after the first stage: its headers and flow hash, or why it
-/// goes to the slow path or is dropped.
-pub struct Prepared(Result<(Headers, u64), Parsed>);
-
 /// Where the headers of a parsed packet are, and its flow key.
 struct Headers {
     l3: usize,
@@ -136,52 +130,12 @@ impl Pipeline {
     /// Processes one frame received on `ingress` at second `now`.
     #[inline]
     pub fn process(&mut self, snap: &Snapshot, ingress: PortId, frame: &mut [u8], now: u32) -> Verdict {
-        let prepared = self.prepare(frame);
-        self.process_prepared(snap, ingress, frame, &prepared, now)
-    }
-
-    /// The first stage of a packet, done for a whole burst before any packet
-    /// is processed: parse, hash, and read the flow table bucket's metadata
-    /// line. The reads of a burst's buckets then overlap (the flow table's
-    /// cache and TLB misses are most of a packet's cost) instead of stalling
-    /// one packet at a time.
-    #[inline]
-    pub fn prepare(&self, frame: &[u8]) -> Prepared {
-        match parse(frame) {
-            Ok(headers) => {
-                let hash = headers.key.hash();
-                std::hint::black_box(self.flows.warm_bucket(hash));
-                Prepared(Ok((headers, hash)))
-            }
-            Err(e) => Prepared(Err(e)),
-        }
-    }
-
-    /// The second stage, again for a whole burst: read the matching flow
-    /// entry's line, now that the bucket's metadata is in cache.
-    #[inline]
-    pub fn warm_entry(&self, prepared: &Prepared, now: u32) {
-        if let Ok((headers, hash)) = &prepared.0 {
-            std::hint::black_box(self.flows.warm_entry(&headers.key, *hash, now));
-        }
-    }
-
-    /// The rest of a packet's processing, after [`Pipeline::prepare`] on the
-    /// same frame.
-    #[inline]
-    pub fn process_prepared(
-        &mut self,
-        snap: &Snapshot,
-        ingress: PortId,
-        frame: &mut [u8],
-        prepared: &Prepared,
-        now: u32,
-    ) -> Verdict {
-        let (headers, hash) = match &prepared.0 {
-            Ok((h, hash)) => (h, *hash),
+        let headers = match parse(frame) {
+            Ok(h) => h,
             Err(Parsed::SlowPath) => return Verdict::SlowPath,
-            Err(Parsed::Drop(reason)) => return self.drop(*reason),
+            Err(Parsed::Drop(reason)) => return self.drop(reason),
         };
+        let hash = headers.key.hash();
         // A router may not forward a packet whose TTL would reach 0; what is
         // addressed to the appliance itself (and is no NAT reply) is
         // delivered, not forwarded.
@@ -217,14 +171,14 @@ impl Pipeline {
                 let Some(service) = snap.service(&service_key) else {
                     return self.drop(DropReason::NoService);
                 };
-                match self.new_flow(snap, service, ingress, frame, headers, hash, now) {
+                match self.new_flow(snap, service, ingress, frame, &headers, hash, now) {
                     Ok(action) => action,
                     Err(reason) => return self.drop(reason),
                 }
             }
         };
 
-        if !rewrite(frame, headers, &action) {
+        if !rewrite(frame, &headers, &action) {
             return self.drop(DropReason::BadLength);
         }
         Verdict::Forward(action.tx_port)
@@ -378,7 +332,6 @@ fn next_state(current: FlowState, is_reply: bool, flags: u8, protocol: u8) -> Fl
     }
 }
 
-#[derive(Clone, Copy)]
 enum Parsed {
     SlowPath,
     Drop(DropReason),

@@ -138,27 +138,6 @@ impl FlowTable {
         None
     }
 
-    /// Reads the bucket's metadata line for `hash` (see `Pipeline::prepare`).
-    #[inline]
-    pub fn warm_bucket(&self, hash: u64) -> u32 {
-        self.meta[self.bucket(hash)].tags[0]
-    }
-
-    /// Reads the first line of the entry whose tag matches, if any (see
-    /// `Pipeline::warm_entry`): a plain read, so the burst's reads overlap.
-    #[inline]
-    pub fn warm_entry(&self, key: &FlowKey, hash: u64, now: u32) -> u16 {
-        let bucket = self.bucket(hash);
-        let tag = tag_of(hash);
-        let meta = &self.meta[bucket];
-        for way in 0..WAYS {
-            if meta.tags[way] == tag && meta.expires[way] > now {
-                return self.slots[bucket * WAYS + way].key.src_port ^ key.src_port;
-            }
-        }
-        0
-    }
-
     /// The entry in `slot`, if there is one.
     #[inline]
     pub fn get(&self, slot: SlotId) -> Option<&FlowEntry> {
@@ -283,19 +262,9 @@ impl FlowTable {
         let f = self.claim(forward.1, now, usize::MAX, &mut outcome);
         // Written before the reply's way is chosen, so that an eviction there
         // cannot pick the forward entry's way.
-        self.write(
-            f,
-            forward.1,
-            FlowEntry { key: forward.0, action: forward.2, state, is_reply: false, peer: NO_PEER },
-            expires_at,
-        );
+        self.write(f, forward.1, FlowEntry { key: forward.0, action: forward.2, state, is_reply: false, peer: NO_PEER }, expires_at);
         let r = self.claim(reply.1, now, f, &mut outcome);
-        self.write(
-            r,
-            reply.1,
-            FlowEntry { key: reply.0, action: reply.2, state, is_reply: true, peer: f as u32 },
-            expires_at,
-        );
+        self.write(r, reply.1, FlowEntry { key: reply.0, action: reply.2, state, is_reply: true, peer: f as u32 }, expires_at);
         self.slots[f].peer = r as u32;
         (f as SlotId, outcome)
     }
