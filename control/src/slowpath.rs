@@ -2,8 +2,10 @@
 //! itself. Built on smoltcp's wire module, it answers ARP for the
 //! appliance's addresses and for every IPv4 VIP it serves (so that routers
 //! and clients can reach the VIPs on a link), answers ICMP echo for both,
-//! and learns neighbours (address → port, MAC) from ARP, which the control
-//! loop puts into the next snapshot.
+//! rejects connections to a VIP whose Service has no endpoint as kube-proxy
+//! does (TCP RST, ICMP port unreachable for UDP and SCTP), and learns
+//! neighbours (address → port, MAC) from ARP, which the control loop puts
+//! into the next snapshot.
 //!
 //! It runs on the control thread, off the packet path: replies go back to
 //! the cores through a bounded inject ring, and nothing here can hold up
@@ -13,12 +15,13 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use dataplane::tables::{Addr, NextHop, PortId, PortInfo, Snapshot};
+use dataplane::tables::{proto, Addr, NextHop, PortId, PortInfo, ServiceKey, Snapshot};
 use dataplane::wire::MacAddr;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv4Packet,
-    Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr,
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr,
+    Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket,
+    TcpRepr, TcpSeqNumber,
 };
 
 /// A learned neighbour is forgotten after this long without news.
@@ -28,6 +31,8 @@ pub const NEIGHBOUR_TTL: Duration = Duration::from_secs(300);
 pub struct SlowPathCounters {
     pub arp_replies: u64,
     pub echo_replies: u64,
+    /// Connections to a Service without endpoints, refused.
+    pub rejects: u64,
     pub neighbours_learned: u64,
     /// Frames for the appliance that it does not answer (yet).
     pub unhandled: u64,
@@ -43,6 +48,8 @@ struct Neighbour {
 pub struct SlowPath {
     ports: Vec<PortInfo>,
     vips: HashSet<Ipv4Addr>,
+    /// Service keys that have no endpoint for new connections.
+    no_endpoints: HashSet<ServiceKey>,
     neighbours: HashMap<IpAddr, Neighbour>,
     /// The neighbour table changed since the last `take_changes`.
     changed: bool,
@@ -60,6 +67,7 @@ impl SlowPath {
         SlowPath {
             ports: Vec::new(),
             vips: HashSet::new(),
+            no_endpoints: HashSet::new(),
             neighbours: HashMap::new(),
             changed: false,
             counters: SlowPathCounters::default(),
@@ -70,6 +78,7 @@ impl SlowPath {
     pub fn update_tables(&mut self, snap: &Snapshot) {
         self.ports = snap.ports.clone();
         self.vips = snap.services.keys().filter(|k| k.vip.is_v4()).map(|k| Ipv4Addr::from(k.vip.v4_octets())).collect();
+        self.no_endpoints = snap.services.iter().filter(|(_, s)| s.choose(0).is_none()).map(|(k, _)| *k).collect();
     }
 
     fn owns(&self, port: PortId, ip: Ipv4Addr) -> bool {
@@ -157,7 +166,11 @@ impl SlowPath {
             self.counters.malformed += 1;
             return;
         };
-        if ip_repr.next_header != IpProtocol::Icmp || !self.owns(port, ip_repr.dst_addr) {
+        if ip_repr.next_header != IpProtocol::Icmp {
+            self.reject(port, eth, &ip, &ip_repr, out);
+            return;
+        }
+        if !self.owns(port, ip_repr.dst_addr) {
             self.counters.unhandled += 1;
             return;
         }
@@ -194,6 +207,106 @@ impl SlowPath {
         reply.emit(&mut Icmpv4Packet::new_unchecked(ip_packet.payload_mut()), &caps);
         self.counters.echo_replies += 1;
         out.push((port, buf));
+    }
+
+    /// A connection to a VIP whose Service has no endpoint is refused, as
+    /// kube-proxy's reject rules do: TCP gets a RST, UDP and SCTP an ICMP
+    /// port unreachable.
+    fn reject(
+        &mut self,
+        port: PortId,
+        eth: &EthernetFrame<&[u8]>,
+        ip: &Ipv4Packet<&[u8]>,
+        ip_repr: &Ipv4Repr,
+        out: &mut Vec<(PortId, Vec<u8>)>,
+    ) {
+        let l4 = ip.payload();
+        let (Some(ports), Some(our_mac)) = (l4.get(0..4), self.port_mac(port)) else {
+            self.counters.unhandled += 1;
+            return;
+        };
+        let protocol = u8::from(ip_repr.next_header);
+        let key = ServiceKey {
+            vip: Addr::from(ip_repr.dst_addr),
+            port: u16::from_be_bytes([ports[2], ports[3]]),
+            proto: protocol,
+        };
+        if !self.no_endpoints.contains(&key) {
+            self.counters.unhandled += 1;
+            return;
+        }
+        let caps = ChecksumCapabilities::default();
+        let eth_repr = EthernetRepr {
+            src_addr: EthernetAddress(our_mac.0),
+            dst_addr: eth.src_addr(),
+            ethertype: EthernetProtocol::Ipv4,
+        };
+        let frame = if protocol == proto::TCP {
+            let (src, dst) = (IpAddress::Ipv4(ip_repr.src_addr), IpAddress::Ipv4(ip_repr.dst_addr));
+            let Ok(segment) = TcpPacket::new_checked(l4) else { return };
+            if segment.rst() {
+                return; // never answer a reset
+            }
+            // RFC 9293 §3.10.7.1: answer an ACK with its acknowledged number;
+            // anything else with RST,ACK acknowledging what it sent.
+            let (seq_number, ack_number) = if segment.ack() {
+                (segment.ack_number(), None)
+            } else {
+                (TcpSeqNumber(0), Some(segment.seq_number() + segment.segment_len()))
+            };
+            let rst = TcpRepr {
+                src_port: segment.dst_port(),
+                dst_port: segment.src_port(),
+                control: TcpControl::Rst,
+                seq_number,
+                ack_number,
+                window_len: 0,
+                window_scale: None,
+                max_seg_size: None,
+                sack_permitted: false,
+                sack_ranges: [None; 3],
+                timestamp: None,
+                payload: &[],
+            };
+            let ip_reply = Ipv4Repr {
+                src_addr: ip_repr.dst_addr,
+                dst_addr: ip_repr.src_addr,
+                next_header: IpProtocol::Tcp,
+                payload_len: rst.buffer_len(),
+                hop_limit: 64,
+            };
+            let mut buf = vec![0u8; eth_repr.buffer_len() + ip_reply.buffer_len() + rst.buffer_len()];
+            let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+            eth_repr.emit(&mut frame);
+            let mut packet = Ipv4Packet::new_unchecked(frame.payload_mut());
+            ip_reply.emit(&mut packet, &caps);
+            rst.emit(&mut TcpPacket::new_unchecked(packet.payload_mut()), &dst, &src, &caps);
+            buf
+        } else {
+            // The original header and the first 8 bytes of its payload.
+            let quoted = &l4[..l4.len().min(8)];
+            let unreachable = Icmpv4Repr::DstUnreachable {
+                reason: Icmpv4DstUnreachable::PortUnreachable,
+                header: *ip_repr,
+                data: quoted,
+            };
+            let ip_reply = Ipv4Repr {
+                src_addr: ip_repr.dst_addr,
+                dst_addr: ip_repr.src_addr,
+                next_header: IpProtocol::Icmp,
+                payload_len: unreachable.buffer_len(),
+                hop_limit: 64,
+            };
+            let mut buf = vec![0u8; eth_repr.buffer_len() + ip_reply.buffer_len() + unreachable.buffer_len()];
+            let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+            eth_repr.emit(&mut frame);
+            let mut packet = Ipv4Packet::new_unchecked(frame.payload_mut());
+            ip_reply.emit(&mut packet, &caps);
+            unreachable.emit(&mut Icmpv4Packet::new_unchecked(packet.payload_mut()), &caps);
+            buf
+        };
+        self.counters.rejects += 1;
+        out.push((port, frame));
     }
 
     /// Forgets neighbours not heard from within [`NEIGHBOUR_TTL`].

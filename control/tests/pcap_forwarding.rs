@@ -94,6 +94,9 @@ listen = ""
 "#,
         dir = dir.display()
     );
+    // A Service without endpoints: its connections are refused.
+    c += "\n[[service]]\nname = \"default/empty:tcp\"\nvip = \"10.96.0.13\"\nport = 80\nbackends = []\n";
+    c += "\n[[service]]\nname = \"default/empty:udp\"\nvip = \"10.96.0.13\"\nport = 53\nprotocol = \"UDP\"\nbackends = []\n";
     for v in vips() {
         let backends: Vec<String> = v.backends.iter().map(|b| format!("\"{b}\"")).collect();
         c += &format!(
@@ -276,6 +279,11 @@ fn pcap_flows_are_forwarded_and_checked_packet_by_packet() {
             input.push(ping(Ipv4Addr::new(198, 51, 100, 100 + i), target, u16::from(i)));
         }
     }
+    let empty = Ipv4Addr::new(10, 96, 0, 13);
+    for i in 0..10u16 {
+        input.push(frame(CLIENT_MAC, Ipv4Addr::new(198, 51, 100, 7), 2000 + i, empty, 80, proto::TCP, 0x02, b""));
+        input.push(frame(CLIENT_MAC, Ipv4Addr::new(198, 51, 100, 7), 3000 + i, empty, 53, proto::UDP, 0, b"q"));
+    }
     for _ in 0..20 {
         let mut arp = vec![0xff; 6];
         arp.extend_from_slice(&CLIENT_MAC.0);
@@ -327,10 +335,11 @@ fn pcap_flows_are_forwarded_and_checked_packet_by_packet() {
 
     // Counters: everything in is accounted for.
     assert_eq!(summary["rx_packets"], input.len() as u64, "{summary}");
-    // Forwarded packets plus the slow path's 20 ARP and 20 echo replies.
-    assert_eq!(summary["tx_packets"], forwarded as u64 + 40, "{summary}");
+    // Forwarded packets plus the slow path's 20 ARP and 20 echo replies,
+    // 10 resets and 10 port unreachables.
+    assert_eq!(summary["tx_packets"], forwarded as u64 + 60, "{summary}");
     assert_eq!(summary["flows_created"], flows.len() as u64, "{summary}");
-    assert_eq!(summary["slow_path_packets"], 40, "{summary}");
+    assert_eq!(summary["slow_path_packets"], 60, "{summary}");
     for (reason, n) in [("truncated", 50), ("bad_header_length", 50), ("fragment", 50), ("no_service", 50)] {
         assert_eq!(summary["drops"][reason], n, "{reason}: {summary}");
     }
@@ -338,7 +347,7 @@ fn pcap_flows_are_forwarded_and_checked_packet_by_packet() {
 
     // Packet by packet.
     let all = support::pcap::read(&dir.path().join("out.pcap")).expect("read tx pcap");
-    assert_eq!(all.len(), forwarded + 40);
+    assert_eq!(all.len(), forwarded + 60);
     // The slow path's answers: ARP replies for 192.0.2.1 and echo replies.
     let arp: Vec<&Vec<u8>> = all.iter().filter(|f| f[12..14] == [0x08, 0x06]).collect();
     assert_eq!(arp.len(), 20);
@@ -348,8 +357,35 @@ fn pcap_flows_are_forwarded_and_checked_packet_by_packet() {
         assert_eq!((&a[22..28], &a[28..32]), (&PORT_MAC.0[..], &[192, 0, 2, 1][..]), "who has 192.0.2.1: us");
     }
     let is_icmp = |f: &Vec<u8>| f[12..14] == [0x08, 0x00] && f[14 + 9] == 1;
-    let echoes: Vec<&Vec<u8>> = all.iter().filter(|f| is_icmp(f)).collect();
+    let icmp_type = |f: &Vec<u8>| f[14 + 20];
+    let echoes: Vec<&Vec<u8>> = all.iter().filter(|f| is_icmp(f) && icmp_type(f) == 0).collect();
     assert_eq!(echoes.len(), 20);
+    // Refusals for the Service without endpoints: port unreachable quoting
+    // the UDP query, and resets answering the SYNs.
+    let unreachable: Vec<&Vec<u8>> = all.iter().filter(|f| is_icmp(f) && icmp_type(f) == 3).collect();
+    assert_eq!(unreachable.len(), 10);
+    for u in &unreachable {
+        let ip = Ipv4Packet::new_checked(&u[14..]).expect("unreachable");
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (empty, Ipv4Addr::new(198, 51, 100, 7)));
+        let icmp = dataplane::wire::Icmpv4Packet::new_checked(ip.payload()).expect("ICMP");
+        assert!(icmp.verify_checksum());
+        assert_eq!(icmp.msg_code(), 3, "port unreachable");
+        // The original header and 8 bytes: its length field says more, so
+        // the view is unchecked.
+        let quoted = icmp.payload();
+        assert_eq!(quoted.len(), 28);
+        assert_eq!(Ipv4Packet::new_unchecked(quoted).dst_addr(), empty);
+    }
+    let is_rst = |f: &Vec<u8>| f[12..14] == [0x08, 0x00] && f[14 + 9] == 6 && f[14 + 20 + 13] & 0x04 != 0;
+    let resets: Vec<&Vec<u8>> = all.iter().filter(|f| is_rst(f)).collect();
+    assert_eq!(resets.len(), 10);
+    for r in &resets {
+        let ip = Ipv4Packet::new_checked(&r[14..]).expect("reset");
+        let tcp = TcpPacket::new_checked(ip.payload()).expect("TCP");
+        assert!(tcp.verify_checksum_v4(ip.src_addr(), ip.dst_addr()));
+        assert_eq!((ip.src_addr(), tcp.src_port()), (empty, 80));
+        assert!(tcp.ack() && tcp.ack_number() == 101, "RST,ACK for the SYN (seq 100 + 1)");
+    }
     for e in &echoes {
         let ip = Ipv4Packet::new_checked(&e[14..]).expect("echo reply");
         assert!(ip.verify_checksum());
@@ -358,7 +394,7 @@ fn pcap_flows_are_forwarded_and_checked_packet_by_packet() {
         assert_eq!(icmp.msg_type(), 0, "an echo reply");
         assert!([Ipv4Addr::new(192, 0, 2, 1), vips[0].vip].contains(&ip.src_addr()));
     }
-    let out: Vec<&Vec<u8>> = all.iter().filter(|f| f[12..14] == [0x08, 0x00] && !is_icmp(f)).collect();
+    let out: Vec<&Vec<u8>> = all.iter().filter(|f| f[12..14] == [0x08, 0x00] && !is_icmp(f) && !is_rst(f)).collect();
     assert_eq!(out.len(), forwarded);
     let by_client: HashMap<(Ipv4Addr, u16, u8), &Flow> =
         flows.iter().map(|f| ((f.client, f.client_port, vips[f.vip].protocol), f)).collect();
@@ -421,5 +457,5 @@ fn pcap_flows_are_forwarded_and_checked_packet_by_packet() {
     let verdict: serde_json::Value = serde_json::from_slice(&scapy.stdout)
         .unwrap_or_else(|e| panic!("scapy said {e}: {}", String::from_utf8_lossy(&scapy.stderr)));
     assert!(scapy.status.success(), "scapy found bad checksums: {verdict}");
-    assert_eq!(verdict["checked"], forwarded as u64 + 20, "forwarded packets and echo replies");
+    assert_eq!(verdict["checked"], forwarded as u64 + 40, "forwarded packets, echo replies and refusals");
 }

@@ -13,7 +13,9 @@ use crate::flow::{FlowKey, FlowState, FlowTable, NatAction, SourcePortAllocator}
 use crate::stats::{Counters, DropReason};
 use crate::tables::{proto, Addr, PortId, Service, Snapshot};
 use crate::wire::checksum::{update_16, update_4, update_u16, update_udp};
-use crate::wire::{parse_l2, EtherType, IpProtocol, Ipv4Packet, Ipv6Packet, SctpPacket, TcpFlags, TcpPacket, UdpPacket};
+use crate::wire::{
+    parse_l2, EtherType, IpProtocol, Ipv4Packet, Ipv6Packet, SctpPacket, TcpFlags, TcpPacket, UdpPacket,
+};
 
 /// What to do with a packet after [`Pipeline::process`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,7 +175,10 @@ impl Pipeline {
                 };
                 match self.new_flow(snap, service, ingress, frame, &headers, hash, now) {
                     Ok(action) => action,
-                    Err(reason) => return self.drop(reason),
+                    // A Service without endpoints refuses the connection
+                    // (kube-proxy's reject): the slow path answers.
+                    Err(NewFlowError::NoEndpoint) => return Verdict::SlowPath,
+                    Err(NewFlowError::Drop(reason)) => return self.drop(reason),
                 }
             }
         };
@@ -208,7 +213,7 @@ impl Pipeline {
         h: &Headers,
         hash: u64,
         now: u32,
-    ) -> Result<NatAction, DropReason> {
+    ) -> Result<NatAction, NewFlowError> {
         let key = h.key;
         let (backend_addr, backend_port) = self.choose_backend(service, &key, hash, now)?;
 
@@ -273,9 +278,9 @@ impl Pipeline {
         key: &FlowKey,
         hash: u64,
         now: u32,
-    ) -> Result<(Addr, u16), DropReason> {
+    ) -> Result<(Addr, u16), NewFlowError> {
         if service.affinity_timeout_s == 0 {
-            let b = service.choose(hash).ok_or(DropReason::NoEndpoint)?;
+            let b = service.choose(hash).ok_or(NewFlowError::NoEndpoint)?;
             return Ok((b.addr, b.port));
         }
         let affinity = FlowKey::affinity(key.src, key.dst, key.dst_port, key.proto);
@@ -296,7 +301,7 @@ impl Pipeline {
             }
         }
         let client_hash = crate::hash::mix64(affinity_hash ^ 0x636c_6965_6e74);
-        let b = service.choose(client_hash).ok_or(DropReason::NoEndpoint)?;
+        let b = service.choose(client_hash).ok_or(NewFlowError::NoEndpoint)?;
         let record = NatAction {
             src: key.src,
             dst: b.addr,
@@ -309,6 +314,19 @@ impl Pipeline {
         let (_, outcome) = self.flows.insert(affinity, affinity_hash, record, expires, now);
         self.counters.flow_evictions += u64::from(outcome.evicted);
         Ok((b.addr, b.port))
+    }
+}
+
+/// Why a new flow was not set up.
+enum NewFlowError {
+    /// The Service has no endpoint: the connection is refused.
+    NoEndpoint,
+    Drop(DropReason),
+}
+
+impl From<DropReason> for NewFlowError {
+    fn from(reason: DropReason) -> NewFlowError {
+        NewFlowError::Drop(reason)
     }
 }
 

@@ -30,8 +30,6 @@ pub enum DropReason {
     TtlExpired,
     /// Addressed to neither a Service nor the appliance.
     NoService,
-    /// A Service with no endpoint that takes new flows.
-    NoEndpoint,
     /// No neighbour or route for the backend or the client.
     NoRoute,
     /// No masquerade address of the flow's family on the egress port.
@@ -47,7 +45,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 15;
 
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Truncated,
@@ -59,7 +57,6 @@ impl DropReason {
         DropReason::Ipv6Extension,
         DropReason::TtlExpired,
         DropReason::NoService,
-        DropReason::NoEndpoint,
         DropReason::NoRoute,
         DropReason::NoSourceAddress,
         DropReason::NoSourcePort,
@@ -80,7 +77,6 @@ impl DropReason {
             DropReason::Ipv6Extension => "ipv6_extension_header",
             DropReason::TtlExpired => "ttl_expired",
             DropReason::NoService => "no_service",
-            DropReason::NoEndpoint => "no_endpoint",
             DropReason::NoRoute => "no_route",
             DropReason::NoSourceAddress => "no_source_address",
             DropReason::NoSourcePort => "no_source_port",

@@ -336,7 +336,7 @@ fn bad_and_foreign_packets_are_counted_drops_or_go_to_the_slow_path() {
     assert_eq!(p.process(&snap, 0, &mut ttl_one, 1), Verdict::Drop(DropReason::TtlExpired));
     let empty = snapshot(false, vec![]);
     let mut no_endpoint = good.clone();
-    assert_eq!(p.process(&empty, 0, &mut no_endpoint, 1), Verdict::Drop(DropReason::NoEndpoint));
+    assert_eq!(p.process(&empty, 0, &mut no_endpoint, 1), Verdict::SlowPath, "refused by the slow path");
 
     let mut to_us = tcp(client(1), 1234, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 22, 0x02, CLIENT_MAC);
     assert_eq!(p.process(&snap, 0, &mut to_us, 1), Verdict::SlowPath);
@@ -350,7 +350,6 @@ fn bad_and_foreign_packets_are_counted_drops_or_go_to_the_slow_path() {
         DropReason::Fragment,
         DropReason::NoService,
         DropReason::TtlExpired,
-        DropReason::NoEndpoint,
     ] {
         assert_eq!(p.counters.dropped(reason), 1, "{reason:?}");
     }

@@ -262,9 +262,19 @@ impl FlowTable {
         let f = self.claim(forward.1, now, usize::MAX, &mut outcome);
         // Written before the reply's way is chosen, so that an eviction there
         // cannot pick the forward entry's way.
-        self.write(f, forward.1, FlowEntry { key: forward.0, action: forward.2, state, is_reply: false, peer: NO_PEER }, expires_at);
+        self.write(
+            f,
+            forward.1,
+            FlowEntry { key: forward.0, action: forward.2, state, is_reply: false, peer: NO_PEER },
+            expires_at,
+        );
         let r = self.claim(reply.1, now, f, &mut outcome);
-        self.write(r, reply.1, FlowEntry { key: reply.0, action: reply.2, state, is_reply: true, peer: f as u32 }, expires_at);
+        self.write(
+            r,
+            reply.1,
+            FlowEntry { key: reply.0, action: reply.2, state, is_reply: true, peer: f as u32 },
+            expires_at,
+        );
         self.slots[f].peer = r as u32;
         (f as SlotId, outcome)
     }

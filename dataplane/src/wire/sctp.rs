@@ -116,8 +116,10 @@ mod tests {
 
     #[test]
     fn checksum_agrees_with_an_independent_implementation() {
-        let bytes: Vec<u8> =
-            (0..SCAPY_PACKET.len()).step_by(2).map(|i| u8::from_str_radix(&SCAPY_PACKET[i..i + 2], 16).unwrap()).collect();
+        let bytes: Vec<u8> = (0..SCAPY_PACKET.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&SCAPY_PACKET[i..i + 2], 16).unwrap())
+            .collect();
         let s = SctpPacket::new_checked(&bytes[..]).unwrap();
         assert_eq!((s.src_port(), s.dst_port()), (5000, 36412));
         assert!(s.verify_checksum());
@@ -125,7 +127,7 @@ mod tests {
 
     #[test]
     fn ports_and_checksum_round_trip() {
-        let mut packet = vec![0u8; 12 + 16];
+        let mut packet = [0u8; 12 + 16];
         packet[12..].copy_from_slice(b"INIT chunk bytes");
         let mut s = SctpPacket::new_checked(&mut packet[..]).unwrap();
         s.set_src_port(5000);
