@@ -115,6 +115,9 @@ pub struct PortConfig {
     /// Source-NAT flows that leave through this port (see the README).
     #[serde(default)]
     pub masquerade: bool,
+    /// The on-link IPv4 subnet (`10.244.1.0/24`): backends in it are
+    /// resolved with ARP on this port.
+    pub ipv4_subnet: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -292,6 +295,12 @@ impl Config {
             }
             if let Some(mac) = &p.mac {
                 parse_mac(mac).with_context(|| format!("port {:?}: mac", p.name))?;
+            }
+            if let Some(subnet) = &p.ipv4_subnet {
+                match parse_prefix(subnet).with_context(|| format!("port {:?}: ipv4_subnet", p.name))? {
+                    (IpAddr::V4(_), _) => {}
+                    _ => bail!("port {:?}: ipv4_subnet {subnet:?} is not an IPv4 prefix", p.name),
+                }
             }
             if p.masquerade && p.ipv4.is_none() && p.ipv6.is_none() {
                 bail!("port {:?} masquerades but has no ipv4 or ipv6 address to masquerade to", p.name);

@@ -9,7 +9,7 @@ use std::thread::{self, JoinHandle};
 use anyhow::{bail, Context, Result};
 use crossbeam::queue::ArrayQueue;
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dataplane::lcore::{handoff_rings, HandoffRings, InjectRing, SlowPacket, SlowPathRing, Worker};
 use dataplane::pipeline::{PipelineConfig, Timeouts};
@@ -49,6 +49,7 @@ pub struct RunningDataplane {
     responder: SlowPath,
     /// Neighbours the slow path learned, for the next snapshot.
     pub learned: HashMap<Addr, NextHop>,
+    last_resolve: Instant,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
 }
@@ -92,6 +93,15 @@ impl RunningDataplane {
         let inject: InjectRing<Mbuf> = Arc::new(ArrayQueue::new(INJECT_RING));
         let mut responder = SlowPath::new();
         responder.update_tables(&publisher.current());
+        let mut on_link = Vec::new();
+        for (i, p) in config.ports.iter().enumerate() {
+            if let Some(subnet) = &p.ipv4_subnet {
+                if let Ok((std::net::IpAddr::V4(net), len)) = crate::config::parse_prefix(subnet) {
+                    on_link.push((i as u16, net, len));
+                }
+            }
+        }
+        responder.set_on_link(on_link);
         let stop = Arc::new(AtomicBool::new(false));
 
         let mut handles = Vec::new();
@@ -132,6 +142,7 @@ impl RunningDataplane {
             inject,
             responder,
             learned: HashMap::new(),
+            last_resolve: Instant::now(),
             stop,
             workers: handles,
         })
@@ -144,6 +155,8 @@ impl RunningDataplane {
         let c = self.responder.counters;
         metrics::counter!("switchyard_slow_path_arp_replies_total").absolute(c.arp_replies);
         metrics::counter!("switchyard_slow_path_echo_replies_total").absolute(c.echo_replies);
+        metrics::counter!("switchyard_slow_path_rejects_total").absolute(c.rejects);
+        metrics::counter!("switchyard_slow_path_arp_requests_total").absolute(c.arp_requests);
         metrics::counter!("switchyard_slow_path_unhandled_total").absolute(c.unhandled + c.malformed);
         metrics::gauge!("switchyard_neighbours_learned").set(self.learned.len() as f64);
         metrics_export::export(&self.stats);
@@ -164,6 +177,10 @@ impl RunningDataplane {
         for _ in 0..256 {
             let Some(p) = self.slow_path.pop() else { break };
             self.responder.handle(p.port, p.buf.data(), now, &mut replies);
+        }
+        if now.duration_since(self.last_resolve) >= Duration::from_millis(250) {
+            self.responder.resolve(now, &mut replies);
+            self.last_resolve = now;
         }
         for (port, frame) in replies {
             // A full ring or an empty pool drops the reply; the asker retries.

@@ -26,6 +26,9 @@ use smoltcp::wire::{
 
 /// A learned neighbour is forgotten after this long without news.
 pub const NEIGHBOUR_TTL: Duration = Duration::from_secs(300);
+/// A backend is asked for again (ARP) this often while unresolved, and
+/// refreshed when its entry is half-way to expiry.
+pub const RESOLVE_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SlowPathCounters {
@@ -34,6 +37,8 @@ pub struct SlowPathCounters {
     /// Connections to a Service without endpoints, refused.
     pub rejects: u64,
     pub neighbours_learned: u64,
+    /// ARP requests sent to resolve backends.
+    pub arp_requests: u64,
     /// Frames for the appliance that it does not answer (yet).
     pub unhandled: u64,
     /// Frames that did not parse.
@@ -50,6 +55,12 @@ pub struct SlowPath {
     vips: HashSet<Ipv4Addr>,
     /// Service keys that have no endpoint for new connections.
     no_endpoints: HashSet<ServiceKey>,
+    /// IPv4 backends of the Services, to resolve.
+    backends: HashSet<Ipv4Addr>,
+    /// On-link subnets: (port, network, prefix length).
+    on_link: Vec<(PortId, Ipv4Addr, u8)>,
+    /// When each unresolved backend was last asked for.
+    asked: HashMap<Ipv4Addr, Instant>,
     neighbours: HashMap<IpAddr, Neighbour>,
     /// The neighbour table changed since the last `take_changes`.
     changed: bool,
@@ -68,6 +79,9 @@ impl SlowPath {
             ports: Vec::new(),
             vips: HashSet::new(),
             no_endpoints: HashSet::new(),
+            backends: HashSet::new(),
+            on_link: Vec::new(),
+            asked: HashMap::new(),
             neighbours: HashMap::new(),
             changed: false,
             counters: SlowPathCounters::default(),
@@ -79,6 +93,18 @@ impl SlowPath {
         self.ports = snap.ports.clone();
         self.vips = snap.services.keys().filter(|k| k.vip.is_v4()).map(|k| Ipv4Addr::from(k.vip.v4_octets())).collect();
         self.no_endpoints = snap.services.iter().filter(|(_, s)| s.choose(0).is_none()).map(|(k, _)| *k).collect();
+        self.backends = snap
+            .services
+            .values()
+            .flat_map(|s| s.backends.iter())
+            .filter(|b| b.addr.is_v4())
+            .map(|b| Ipv4Addr::from(b.addr.v4_octets()))
+            .collect();
+    }
+
+    /// The ports' on-link IPv4 subnets, where backends are resolved by ARP.
+    pub fn set_on_link(&mut self, subnets: Vec<(PortId, Ipv4Addr, u8)>) {
+        self.on_link = subnets;
     }
 
     fn owns(&self, port: PortId, ip: Ipv4Addr) -> bool {
@@ -309,6 +335,52 @@ impl SlowPath {
         out.push((port, frame));
     }
 
+    /// ARP requests for the backends on an on-link subnet that are not
+    /// resolved (or are half-way to expiry), at most one per backend per
+    /// [`RESOLVE_RETRY`].
+    pub fn resolve(&mut self, now: Instant, out: &mut Vec<(PortId, Vec<u8>)>) {
+        let mut wanted = Vec::new();
+        for ip in &self.backends {
+            let fresh =
+                self.neighbours.get(&IpAddr::V4(*ip)).is_some_and(|n| now.duration_since(n.seen) < NEIGHBOUR_TTL / 2);
+            let recently = self.asked.get(ip).is_some_and(|t| now.duration_since(*t) < RESOLVE_RETRY);
+            if fresh || recently {
+                continue;
+            }
+            let on_link = self.on_link.iter().find(|(_, net, len)| {
+                let mask = if *len == 0 { 0 } else { u32::MAX << (32 - u32::from((*len).min(32))) };
+                u32::from(*ip) & mask == u32::from(*net) & mask
+            });
+            if let Some((port, _, _)) = on_link {
+                wanted.push((*port, *ip));
+            }
+        }
+        for (port, ip) in wanted {
+            let Some(info) = self.ports.get(usize::from(port)) else { continue };
+            let Some(our_ip) = info.ipv4 else { continue };
+            let request = ArpRepr::EthernetIpv4 {
+                operation: ArpOperation::Request,
+                source_hardware_addr: EthernetAddress(info.mac.0),
+                source_protocol_addr: our_ip,
+                target_hardware_addr: EthernetAddress([0; 6]),
+                target_protocol_addr: ip,
+            };
+            let eth = EthernetRepr {
+                src_addr: EthernetAddress(info.mac.0),
+                dst_addr: EthernetAddress::BROADCAST,
+                ethertype: EthernetProtocol::Arp,
+            };
+            let mut buf = vec![0u8; eth.buffer_len() + request.buffer_len()];
+            let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+            eth.emit(&mut frame);
+            request.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
+            self.asked.insert(ip, now);
+            self.counters.arp_requests += 1;
+            out.push((port, buf));
+        }
+        self.asked.retain(|ip, _| self.backends.contains(ip));
+    }
+
     /// Forgets neighbours not heard from within [`NEIGHBOUR_TTL`].
     pub fn expire(&mut self, now: Instant) {
         let before = self.neighbours.len();
@@ -395,6 +467,70 @@ mod tests {
         assert!(s.take_changes().is_none());
         s.expire(Instant::now() + NEIGHBOUR_TTL);
         assert!(s.take_changes().is_some_and(|n| n.is_empty()));
+    }
+
+    #[test]
+    fn resolves_on_link_backends_by_arp_and_learns_the_answer() {
+        let mut snap = Snapshot::default();
+        snap.ports.push(PortInfo {
+            mac: OUR_MAC,
+            ipv4: Some(Ipv4Addr::new(10, 244, 1, 254)),
+            ipv6: None,
+            masquerade: true,
+        });
+        let key = ServiceKey { vip: Ipv4Addr::new(10, 96, 0, 10).into(), port: 80, proto: proto::TCP };
+        let backends = [Ipv4Addr::new(10, 244, 1, 5), Ipv4Addr::new(10, 9, 9, 9)]
+            .iter()
+            .map(|ip| dataplane::tables::Backend {
+                addr: (*ip).into(),
+                port: 8080,
+                weight: 1,
+                state: dataplane::tables::BackendState::Ready,
+            })
+            .collect();
+        let spec = ServiceSpec { name: "default/web".into(), key, backends, affinity_timeout_s: 0 };
+        snap.services.insert(key, Arc::new(Service::build(spec, 1 << 17)));
+        let mut s = SlowPath::new();
+        s.update_tables(&snap);
+        s.set_on_link(vec![(0, Ipv4Addr::new(10, 244, 1, 0), 24)]);
+
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        s.resolve(t0, &mut out);
+        assert_eq!(out.len(), 1, "only the on-link backend is asked for");
+        let frame = EthernetFrame::new_checked(&out[0].1[..]).unwrap();
+        let ArpRepr::EthernetIpv4 { operation, target_protocol_addr, .. } =
+            ArpRepr::parse(&ArpPacket::new_checked(frame.payload()).unwrap()).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((operation, target_protocol_addr), (ArpOperation::Request, Ipv4Addr::new(10, 244, 1, 5)));
+        s.resolve(t0 + Duration::from_millis(100), &mut out);
+        assert_eq!(out.len(), 1, "not asked again within a second");
+
+        // The pod answers; the next resolve leaves it alone.
+        let pod_mac = EthernetAddress([2, 0, 0, 0, 0, 5]);
+        let reply = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: pod_mac,
+            source_protocol_addr: Ipv4Addr::new(10, 244, 1, 5),
+            target_hardware_addr: EthernetAddress(OUR_MAC.0),
+            target_protocol_addr: Ipv4Addr::new(10, 244, 1, 254),
+        };
+        let eth =
+            EthernetRepr { src_addr: pod_mac, dst_addr: EthernetAddress(OUR_MAC.0), ethertype: EthernetProtocol::Arp };
+        let mut buf = vec![0u8; eth.buffer_len() + reply.buffer_len()];
+        let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
+        eth.emit(&mut f);
+        reply.emit(&mut ArpPacket::new_unchecked(f.payload_mut()));
+        s.handle(0, &buf, t0, &mut out);
+        assert_eq!(out.len(), 1, "a reply is not answered");
+        let learned = s.take_changes().unwrap();
+        assert_eq!(learned[&Addr::from(Ipv4Addr::new(10, 244, 1, 5))], NextHop { port: 0, mac: MacAddr(pod_mac.0) });
+        s.resolve(t0 + Duration::from_secs(2), &mut out);
+        assert_eq!(out.len(), 1, "resolved: no more requests");
+        s.resolve(t0 + NEIGHBOUR_TTL / 2 + Duration::from_secs(1), &mut out);
+        assert_eq!(out.len(), 2, "refreshed half-way to expiry");
     }
 
     #[test]

@@ -83,6 +83,7 @@ run_seconds = 3
 name = "net_pcap0"
 mac = "{PORT_MAC}"
 ipv4 = "192.0.2.1"
+ipv4_subnet = "10.244.9.0/24"
 
 [[route]]
 prefix = "10.244.0.0/16"
@@ -94,6 +95,8 @@ listen = ""
 "#,
         dir = dir.display()
     );
+    // A backend on the port's own subnet: resolved with ARP.
+    c += "\n[[service]]\nname = \"default/near:http\"\nvip = \"10.96.0.14\"\nport = 80\nbackends = [\"10.244.9.7:80\"]\n";
     // A Service without endpoints: its connections are refused.
     c += "\n[[service]]\nname = \"default/empty:tcp\"\nvip = \"10.96.0.13\"\nport = 80\nbackends = []\n";
     c += "\n[[service]]\nname = \"default/empty:udp\"\nvip = \"10.96.0.13\"\nport = 53\nprotocol = \"UDP\"\nbackends = []\n";
@@ -336,8 +339,8 @@ fn pcap_flows_are_forwarded_and_checked_packet_by_packet() {
     // Counters: everything in is accounted for.
     assert_eq!(summary["rx_packets"], input.len() as u64, "{summary}");
     // Forwarded packets plus the slow path's 20 ARP and 20 echo replies,
-    // 10 resets and 10 port unreachables.
-    assert_eq!(summary["tx_packets"], forwarded as u64 + 60, "{summary}");
+    // 10 resets, 10 port unreachables, and its ARP requests (checked below).
+    let sent = summary["tx_packets"].as_u64().unwrap_or(0);
     assert_eq!(summary["flows_created"], flows.len() as u64, "{summary}");
     assert_eq!(summary["slow_path_packets"], 60, "{summary}");
     for (reason, n) in [("truncated", 50), ("bad_header_length", 50), ("fragment", 50), ("no_service", 50)] {
@@ -347,9 +350,19 @@ fn pcap_flows_are_forwarded_and_checked_packet_by_packet() {
 
     // Packet by packet.
     let all = support::pcap::read(&dir.path().join("out.pcap")).expect("read tx pcap");
-    assert_eq!(all.len(), forwarded + 60);
+    assert_eq!(all.len() as u64, sent);
+    // The slow path resolves the on-link backend: broadcast requests, about
+    // one a second.
+    let is_arp = |f: &Vec<u8>, op: u16| f[12..14] == [0x08, 0x06] && u16::from_be_bytes([f[20], f[21]]) == op;
+    let requests: Vec<&Vec<u8>> = all.iter().filter(|f| is_arp(f, 1)).collect();
+    assert!((1..=5).contains(&requests.len()), "{} ARP requests", requests.len());
+    for r in &requests {
+        assert_eq!(&r[0..6], &[0xff; 6]);
+        assert_eq!((&r[28..32], &r[38..42]), (&[192, 0, 2, 1][..], &[10, 244, 9, 7][..]), "who has 10.244.9.7");
+    }
+    assert_eq!(all.len(), forwarded + 60 + requests.len());
     // The slow path's answers: ARP replies for 192.0.2.1 and echo replies.
-    let arp: Vec<&Vec<u8>> = all.iter().filter(|f| f[12..14] == [0x08, 0x06]).collect();
+    let arp: Vec<&Vec<u8>> = all.iter().filter(|f| is_arp(f, 2)).collect();
     assert_eq!(arp.len(), 20);
     for a in &arp {
         assert_eq!((&a[0..6], &a[6..12]), (&CLIENT_MAC.0[..], &PORT_MAC.0[..]));
