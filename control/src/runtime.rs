@@ -87,7 +87,7 @@ async fn control_loop(path: &Path, config: &Config, mut dataplane: Option<&mut R
     }
     let api_sources = usize::from(config.cluster.is_some());
 
-    // Services from the API (or, later, standalone manifests) compile into
+    // Services from the API (or, standalone, from the manifests) compile into
     // tables in their own task; the loop below publishes what it hands over.
     let (catalog_events, catalog_rx) = tokio::sync::mpsc::unbounded_channel();
     let (compiled_tx, mut compiled) = watch::channel::<Option<Arc<CompiledTables>>>(None);
