@@ -175,8 +175,10 @@ fn default_workers() -> Vec<usize> {
 fn default_flow_capacity() -> usize {
     1 << 18
 }
+/// Above the NodePort range (30000–32767), so that a reply to a
+/// masqueraded flow is never taken for NodePort traffic.
 fn default_source_ports() -> [u16; 2] {
-    [1024, 65535]
+    [32768, 65535]
 }
 fn default_max_ring() -> usize {
     DEFAULT_MAX_RING_SIZE

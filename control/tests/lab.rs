@@ -25,6 +25,17 @@ fn web_pod(name: &str) -> String {
         .replace("name: web-1", &format!("name: {name}"))
 }
 
+const NODE_PORT: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web-nodeport}
+spec:
+  type: NodePort
+  clusterIP: 10.96.0.12
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http, nodePort: 30080}]
+"#;
+
 const EMPTY: &str = r#"
 apiVersion: v1
 kind: Service
@@ -108,6 +119,7 @@ fn real_tcp_reaches_the_pods_and_follows_the_endpoints() {
     std::fs::copy(format!("{ROOT}/configs/demo/manifests/web-service.yaml"), manifests.join("web-service.yaml"))
         .unwrap();
     write(&manifests, "empty.yaml", EMPTY);
+    write(&manifests, "nodeport.yaml", NODE_PORT);
     let worker = std::thread::available_parallelism().map(|n| n.get() - 1).unwrap_or(0);
     let config = std::fs::read_to_string(format!("{ROOT}/configs/demo/switchyard.toml"))
         .unwrap()
@@ -125,6 +137,12 @@ fn real_tcp_reaches_the_pods_and_follows_the_endpoints() {
     let (pods, failed) = spread(60);
     assert_eq!(failed, 0, "{pods:?}");
     assert_eq!(pods.len(), 3, "{pods:?}");
+
+    // The NodePort on the appliance's own address reaches the pods too.
+    for _ in 0..10 {
+        let answer = curl("192.0.2.1:30080").expect("the NodePort answers");
+        assert!(answer.starts_with("hello from web-"), "{answer}");
+    }
 
     // A VIP without endpoints refuses at once: curl sees a reset.
     let start = Instant::now();

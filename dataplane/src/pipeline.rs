@@ -71,7 +71,7 @@ impl Default for PipelineConfig {
             core: 0,
             cores: 1,
             flow_capacity: 1 << 18,
-            source_ports: (1024, 65535),
+            source_ports: (32768, 65535),
             timeouts: Timeouts::default(),
         }
     }
@@ -159,18 +159,21 @@ impl Pipeline {
                 None => return self.drop(DropReason::NoService),
             },
             None => {
-                if snap.is_local(&headers.key.dst) {
-                    return match self.source_ports.owner(headers.key.dst_port) {
-                        Some(owner) if owner != self.core => Verdict::Handoff(owner),
-                        _ => Verdict::SlowPath,
-                    };
-                }
                 let service_key = crate::tables::ServiceKey {
                     vip: headers.key.dst,
                     port: headers.key.dst_port,
                     proto: headers.key.proto,
                 };
+                // A Service first: NodePorts listen on the appliance's own
+                // addresses. (Masquerade source ports stay out of the
+                // NodePort range by default, so a reply is never one.)
                 let Some(service) = snap.service(&service_key) else {
+                    if snap.is_local(&headers.key.dst) {
+                        return match self.source_ports.owner(headers.key.dst_port) {
+                            Some(owner) if owner != self.core => Verdict::Handoff(owner),
+                            _ => Verdict::SlowPath,
+                        };
+                    }
                     return self.drop(DropReason::NoService);
                 };
                 match self.new_flow(snap, service, ingress, frame, &headers, hash, now) {

@@ -217,6 +217,10 @@ impl PodWorker {
     /// One round: observe, act, report. Returns whether it acted.
     async fn sync(&mut self) -> Result<bool, CriError> {
         let (mut observed, sandboxes) = self.observe().await?;
+        // Report what was seen before acting on it: a container that died
+        // makes its pod not ready now, not after its restart (Service
+        // endpoints follow readiness).
+        self.report(&observed);
         let mut acted = false;
 
         // Sandboxes that are not the live one (dead attempts) go.

@@ -22,9 +22,11 @@
 //! connections, measured at about 3% of new connections stalling on this
 //! kind of machine. Here each backend hashes to one of many cursors that walk
 //! the core's ports in order, so a pair comes back only after that cursor has
-//! handed out every other port of the core: with 2 cores that is ~32,000
+//! handed out every other port of the core: with the default range
+//! (32768–65535, above the NodePorts) and 2 cores that is ~16,000
 //! connections to the same backend group, i.e. no reuse inside TIME_WAIT
-//! below ~500 new connections per second per backend per core.
+//! below ~270 new connections per second per backend per core (a wider
+//! range raises that).
 
 use crate::hash::mix64;
 use crate::tables::Addr;
