@@ -176,7 +176,9 @@ fn real_tcp_reaches_the_pods_and_follows_the_endpoints() {
     ctrd.ctr(&["tasks", "kill", "-s", "SIGKILL", &victim]).expect("kill web-4's container");
     let killed = Instant::now();
     sy.wait_for("web-4 out of the rotation", Duration::from_secs(10), |a| ready_backends(a) == 3);
-    assert!(killed.elapsed() < Duration::from_secs(3), "took {:?}", killed.elapsed());
+    // The agent looks every 300 ms here and the Service side every 250 ms;
+    // the bound leaves room for a loaded CI machine.
+    assert!(killed.elapsed() < Duration::from_secs(6), "took {:?}", killed.elapsed());
     let (pods, failed) = spread(40);
     assert_eq!(failed, 0, "{pods:?}");
     assert!(!pods.contains_key("web-4-demo"), "{pods:?}");
