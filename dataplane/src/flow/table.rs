@@ -278,15 +278,6 @@ impl FlowTable {
         self.slots[f].peer = r as u32;
         (f as SlotId, outcome)
     }
-
-    /// Live (unexpired) entries with their expiry, for the CLI's flow listing.
-    pub fn iter_live(&self, now: u32) -> impl Iterator<Item = (&FlowEntry, u32)> {
-        self.meta.iter().enumerate().flat_map(move |(bucket, m)| {
-            (0..WAYS)
-                .filter(move |&w| m.tags[w] != 0 && m.expires[w] > now)
-                .map(move |w| (&self.slots[bucket * WAYS + w], m.expires[w]))
-        })
-    }
 }
 
 #[cfg(test)]

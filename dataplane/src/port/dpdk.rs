@@ -91,12 +91,6 @@ impl Eal {
         check("rte_eal_init", ret)?;
         Ok(Eal { _not_send: PhantomData })
     }
-
-    /// Ports the EAL found.
-    pub fn port_count(&self) -> u16 {
-        // SAFETY: the EAL is initialised (we hold `Eal`).
-        unsafe { sys::rte_eth_dev_count_avail() }
-    }
 }
 
 impl Drop for Eal {
