@@ -118,6 +118,10 @@ pub struct PortConfig {
     /// The on-link IPv4 subnet (`10.244.1.0/24`): backends in it are
     /// resolved with ARP on this port.
     pub ipv4_subnet: Option<String>,
+    /// The on-link IPv6 subnet (`fd00:10:244:1::/64`): backends in it are
+    /// resolved with Neighbor Solicitations on this port (sent from `ipv6`,
+    /// or from the port's link-local address without one).
+    pub ipv6_subnet: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -304,6 +308,12 @@ impl Config {
                     _ => bail!("port {:?}: ipv4_subnet {subnet:?} is not an IPv4 prefix", p.name),
                 }
             }
+            if let Some(subnet) = &p.ipv6_subnet {
+                match parse_prefix(subnet).with_context(|| format!("port {:?}: ipv6_subnet", p.name))? {
+                    (IpAddr::V6(_), _) => {}
+                    _ => bail!("port {:?}: ipv6_subnet {subnet:?} is not an IPv6 prefix", p.name),
+                }
+            }
             if p.masquerade && p.ipv4.is_none() && p.ipv6.is_none() {
                 bail!("port {:?} masquerades but has no ipv4 or ipv6 address to masquerade to", p.name);
             }
@@ -374,5 +384,19 @@ mod tests {
         assert!(parse_mac("02:00:00:00:00").is_err());
         assert_eq!(parse_mac("02:00:00:00:00:0a").unwrap(), MacAddr([2, 0, 0, 0, 0, 10]));
         assert!(parse_prefix("10.0.0.0/33").is_err());
+    }
+
+    #[test]
+    fn on_link_subnets_are_checked_by_family() {
+        let with = |field: &str| MINIMAL.replace("masquerade = true", &format!("masquerade = true\n{field}"));
+        let port = Config::parse(&with("ipv6_subnet = \"fd00:10:244:1::/64\"")).expect("an IPv6 subnet parses");
+        assert_eq!(port.ports[0].ipv6_subnet.as_deref(), Some("fd00:10:244:1::/64"));
+        let err = |text: &str| format!("{:#}", Config::parse(text).unwrap_err());
+        assert!(err(&with("ipv6_subnet = \"10.244.1.0/24\""))
+            .contains("ipv6_subnet \"10.244.1.0/24\" is not an IPv6 prefix"));
+        assert!(err(&with("ipv6_subnet = \"fd00::/129\"")).contains("port \"net_null0\": ipv6_subnet"));
+        assert!(err(&with("ipv6_subnet = \"fd00::\"")).contains("not a prefix"));
+        assert!(err(&with("ipv6_subnet = \"fd00::zz/64\"")).contains("bad address"));
+        assert!(err(&with("ipv4_subnet = \"fd00::/64\"")).contains("is not an IPv4 prefix"));
     }
 }

@@ -93,15 +93,21 @@ impl RunningDataplane {
         let inject: InjectRing<Mbuf> = Arc::new(ArrayQueue::new(INJECT_RING));
         let mut responder = SlowPath::new();
         responder.update_tables(&publisher.current());
-        let mut on_link = Vec::new();
+        let (mut on_link, mut on_link_v6) = (Vec::new(), Vec::new());
         for (i, p) in config.ports.iter().enumerate() {
             if let Some(subnet) = &p.ipv4_subnet {
                 if let Ok((std::net::IpAddr::V4(net), len)) = crate::config::parse_prefix(subnet) {
                     on_link.push((i as u16, net, len));
                 }
             }
+            if let Some(subnet) = &p.ipv6_subnet {
+                if let Ok((std::net::IpAddr::V6(net), len)) = crate::config::parse_prefix(subnet) {
+                    on_link_v6.push((i as u16, net, len));
+                }
+            }
         }
         responder.set_on_link(on_link);
+        responder.set_on_link_v6(on_link_v6);
         let stop = Arc::new(AtomicBool::new(false));
 
         let mut handles = Vec::new();
@@ -157,6 +163,8 @@ impl RunningDataplane {
         metrics::counter!("switchyard_slow_path_echo_replies_total").absolute(c.echo_replies);
         metrics::counter!("switchyard_slow_path_rejects_total").absolute(c.rejects);
         metrics::counter!("switchyard_slow_path_arp_requests_total").absolute(c.arp_requests);
+        metrics::counter!("switchyard_slow_path_nd_advertisements_total").absolute(c.nd_advertisements);
+        metrics::counter!("switchyard_slow_path_nd_solicitations_total").absolute(c.nd_solicitations);
         metrics::counter!("switchyard_slow_path_unhandled_total").absolute(c.unhandled + c.malformed);
         metrics::gauge!("switchyard_neighbours_learned").set(self.learned.len() as f64);
         metrics_export::export(&self.stats);
