@@ -46,17 +46,19 @@ pub async fn run(
             .map(|p| p.values().filter_map(|r| LocalPod::from_pod(&r.pod.pod, &r.status, r.terminating)).collect())
             .unwrap_or_default();
         let slices: Vec<EndpointSlice> = services.iter().flat_map(|s| endpoint_slices(s, &pods)).collect();
-        if last.as_ref().is_some_and(|(s, e)| *s == services && *e == slices) {
-            continue;
+        if last.as_ref().is_none_or(|(s, e)| *s != services || *e != slices) {
+            if last.as_ref().is_none_or(|(s, _)| s.len() != services.len()) {
+                info!(services = services.len(), "standalone Services");
+            }
+            let sent = events.send(CatalogEvent::ServicesListed(services.clone()));
+            let sent = sent.and_then(|_| events.send(CatalogEvent::SlicesListed(slices.clone())));
+            if sent.is_err() {
+                return;
+            }
+            last = Some((services, slices));
         }
-        if last.as_ref().is_none_or(|(s, _)| s.len() != services.len()) {
-            info!(services = services.len(), "standalone Services");
-        }
-        let sent = events.send(CatalogEvent::ServicesListed(services.clone()));
-        let sent = sent.and_then(|_| events.send(CatalogEvent::SlicesListed(slices.clone())));
-        if sent.is_err() {
-            return;
-        }
-        last = Some((services, slices));
+        // Terminating pods wait for this before their containers are
+        // stopped (agent::endpoint_sync).
+        agent.endpoint_sync.round_done();
     }
 }

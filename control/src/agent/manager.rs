@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::cri::{CriClient, CriError};
+use super::endpoint_sync::EndpointSync;
 use super::pod::DesiredPod;
 use super::runtime_spec::{labels, NodeContext};
 use super::worker::{self, PodStore, WorkerMessage, WorkerSettings};
@@ -26,6 +27,7 @@ pub struct PodManager {
     node: Arc<NodeContext>,
     settings: WorkerSettings,
     store: PodStore,
+    endpoint_sync: Arc<EndpointSync>,
     /// Desired pods by source name, then UID.
     sources: BTreeMap<&'static str, BTreeMap<String, DesiredPod>>,
     workers: HashMap<String, WorkerHandle>,
@@ -34,12 +36,19 @@ pub struct PodManager {
 }
 
 impl PodManager {
-    pub fn new(cri: CriClient, node: Arc<NodeContext>, settings: WorkerSettings, store: PodStore) -> PodManager {
+    pub fn new(
+        cri: CriClient,
+        node: Arc<NodeContext>,
+        settings: WorkerSettings,
+        store: PodStore,
+        endpoint_sync: Arc<EndpointSync>,
+    ) -> PodManager {
         PodManager {
             cri,
             node,
             settings,
             store,
+            endpoint_sync,
             sources: BTreeMap::new(),
             workers: HashMap::new(),
             terminating: HashMap::new(),
@@ -87,6 +96,7 @@ impl PodManager {
                         self.node.clone(),
                         self.settings,
                         self.store.clone(),
+                        self.endpoint_sync.clone(),
                     );
                     self.workers.insert(uid, WorkerHandle { pod, inbox, task });
                 }

@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod cri;
+pub mod endpoint_sync;
 pub mod manager;
 pub mod manifests;
 pub mod observed;
@@ -25,6 +26,7 @@ use tracing::{error, info, warn};
 
 use self::backoff::BackoffPolicy;
 use self::cri::{CriClient, RuntimeHealth};
+use self::endpoint_sync::EndpointSync;
 use self::manager::PodManager;
 use self::manifests::ManifestError;
 use self::runtime_spec::{parse_resolv_conf, NodeContext};
@@ -131,6 +133,8 @@ pub struct AgentState {
     pub pods: PodStore,
     pub manifest_errors: RwLock<Vec<ManifestError>>,
     pub runtime: RwLock<RuntimeView>,
+    /// The Service side's rounds over `pods`: terminating pods wait for them.
+    pub endpoint_sync: Arc<EndpointSync>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -177,7 +181,7 @@ pub async fn run(
             ..BackoffPolicy::default()
         },
     };
-    let mut manager = PodManager::new(cri.clone(), node, settings, state.pods.clone());
+    let mut manager = PodManager::new(cri.clone(), node, settings, state.pods.clone(), state.endpoint_sync.clone());
     info!(node = %node_name, runtime = %config.runtime_endpoint, manifests = ?config.manifests, "node agent starting");
 
     let mut rescan = tokio::time::interval(Duration::from_millis(config.rescan_period_ms));

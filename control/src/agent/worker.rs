@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use super::backoff::BackoffPolicy;
 use super::cri::{CriClient, CriError};
+use super::endpoint_sync::EndpointSync;
 use super::observed::{nanos, Instance, Observed, Sandbox};
 use super::pod::{DesiredPod, PodSource, RestartPolicy};
 use super::probe::{self, ProbeState, ProbeTarget};
@@ -55,6 +56,10 @@ pub struct WorkerSettings {
 /// The longest wait between syncs while they fail.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 
+/// The longest a terminating pod waits for its endpoints to be withdrawn
+/// before its containers are stopped (never longer than its grace period).
+const MAX_WITHDRAW_WAIT: Duration = Duration::from_secs(2);
+
 pub enum WorkerMessage {
     /// The pod changed (labels, or its spec).
     Update(Box<DesiredPod>),
@@ -84,6 +89,7 @@ pub struct PodWorker {
     node: Arc<NodeContext>,
     settings: WorkerSettings,
     store: PodStore,
+    endpoint_sync: Arc<EndpointSync>,
     probes: HashMap<String, Probes>,
     waiting: HashMap<String, Waiting>,
     /// Image pull failures per image, for back-off between tries.
@@ -98,6 +104,7 @@ pub fn spawn(
     node: Arc<NodeContext>,
     settings: WorkerSettings,
     store: PodStore,
+    endpoint_sync: Arc<EndpointSync>,
 ) -> (mpsc::UnboundedSender<WorkerMessage>, JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let worker = PodWorker {
@@ -106,6 +113,7 @@ pub fn spawn(
         node,
         settings,
         store,
+        endpoint_sync,
         probes: HashMap::new(),
         waiting: HashMap::new(),
         pull_failures: HashMap::new(),
@@ -159,7 +167,11 @@ impl PodWorker {
                 }
             };
         }
-        self.mark_terminating();
+        if self.mark_terminating() {
+            // No new connections for it before it is told to stop (see
+            // endpoint_sync).
+            self.endpoint_sync.withdrawn(self.pod.grace_period().min(MAX_WITHDRAW_WAIT)).await;
+        }
         let mut tries = 0;
         while let Err(e) = self.teardown(true).await {
             tries += 1;
@@ -522,12 +534,13 @@ impl PodWorker {
         }
     }
 
-    fn mark_terminating(&self) {
-        if let Ok(mut store) = self.store.write() {
-            if let Some(r) = store.get_mut(&self.pod.uid) {
-                r.terminating = true;
-            }
-        }
+    /// Reports the pod terminating. Returns whether it may be a Service
+    /// endpoint (it has an address).
+    fn mark_terminating(&self) -> bool {
+        let Ok(mut store) = self.store.write() else { return false };
+        let Some(r) = store.get_mut(&self.pod.uid) else { return false };
+        r.terminating = true;
+        r.status.pod_ip.as_deref().is_some_and(|ip| !ip.is_empty())
     }
 
     fn remove_report(&self) {
