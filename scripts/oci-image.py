@@ -2,13 +2,15 @@
 """Write a one-layer busybox image as an OCI image layout tar archive.
 
     oci-image.py --name REF --output FILE [--busybox PATH] [--entrypoint JSON]
-                 [--arch ARCH] [--] [CMD ARG...]
+                 [--arch ARCH] [--add SRC:DEST]... [--] [CMD ARG...]
 
 The image holds a static busybox binary as /bin/busybox with a symlink for
 every applet it reports (`busybox --list-full`), /etc/passwd and /etc/group
 (root and nobody), and the directories /tmp, /root, /var/www (for httpd
-demos), /proc, /sys and /dev. Its config sets PATH, the working directory
-"/", the optional ENTRYPOINT (a JSON list) and CMD (the trailing arguments).
+demos), /proc, /sys and /dev; each --add copies the file SRC into the image
+as the executable DEST (in /bin or /usr/bin, not an applet's name, e.g.
+/bin/udp-echo: a static program of the lab's). Its config sets PATH, the
+working directory "/", the optional ENTRYPOINT (a JSON list) and CMD (the trailing arguments).
 
 The archive is what `ctr images import` reads: oci-layout, index.json and
 blobs/sha256/*. The manifest's entry in index.json carries the annotation
@@ -94,7 +96,7 @@ def tar_info(name, kind, mode, size=0, target=""):
     return ti
 
 
-def build_layer(busybox_path):
+def build_layer(busybox_path, added):
     with open(busybox_path, "rb") as f:
         busybox = f.read()
     listing = subprocess.run(
@@ -115,6 +117,11 @@ def build_layer(busybox_path):
         "etc/passwd": (PASSWD.encode(), 0o644),
         "etc/group": (GROUP.encode(), 0o644),
     }
+    for src, dest in added:
+        if dest in applets or dest in files:
+            sys.exit(f"oci-image.py: --add {src}:/{dest}: /{dest} is already in the image")
+        with open(src, "rb") as f:
+            files[dest] = (f.read(), 0o755)
 
     entries = []
     for d, mode in dirs.items():
@@ -141,6 +148,8 @@ def main():
     ap.add_argument("--busybox", default="/bin/busybox", help="static busybox binary")
     ap.add_argument("--entrypoint", help='JSON list, e.g. \'["/bin/sh","-c"]\'')
     ap.add_argument("--arch", help="GOARCH of the image (default: this machine's)")
+    ap.add_argument("--add", action="append", default=[], metavar="SRC:DEST",
+                    help="add the file SRC as the executable DEST (e.g. /bin/udp-echo)")
     ap.add_argument("cmd", nargs=argparse.REMAINDER, help="CMD of the image")
     args = ap.parse_args()
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
@@ -149,7 +158,16 @@ def main():
     if not arch:
         sys.exit(f"oci-image.py: unknown machine {platform.machine()!r}; pass --arch")
 
-    layer = build_layer(args.busybox)
+    added = []
+    for spec in args.add:
+        src, sep, dest = spec.rpartition(":")
+        dest = dest.lstrip("/")
+        parent = dest.rsplit("/", 1)[0] if "/" in dest else ""
+        if not sep or not src or parent not in ("bin", "usr/bin") or dest.endswith("/"):
+            sys.exit(f"oci-image.py: --add {spec!r}: want SRC:DEST with DEST in /bin or /usr/bin")
+        added.append((src, dest))
+
+    layer = build_layer(args.busybox, added)
     layer_digest = digest(layer)
 
     container_config = {"Env": [PATH_ENV], "WorkingDir": "/"}
