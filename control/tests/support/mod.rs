@@ -3,4 +3,5 @@
 
 pub mod appliance;
 pub mod containerd;
+pub mod lab_client;
 pub mod pcap;
