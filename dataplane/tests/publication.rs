@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -95,8 +95,9 @@ fn publishing_while_forwarding_loses_and_misroutes_nothing() {
     // The control side: publish as fast as it can, alternating endpoint sets
     // (backend 5 comes and goes; 1–4 stay).
     let publishing = Arc::new(AtomicBool::new(true));
+    let published = Arc::new(AtomicU64::new(0));
     let control = {
-        let publishing = publishing.clone();
+        let (publishing, published) = (publishing.clone(), published.clone());
         thread::spawn(move || {
             let (mut n, mut most_retired) = (0u64, 0usize);
             while publishing.load(Ordering::Relaxed) {
@@ -104,13 +105,20 @@ fn publishing_while_forwarding_loses_and_misroutes_nothing() {
                 publisher.publish(snapshot(set));
                 most_retired = most_retired.max(publisher.retired());
                 n += 1;
+                published.store(n, Ordering::Relaxed);
             }
             (n, most_retired, publisher)
         })
     };
 
     let mut sent = 0usize;
-    for _ in 0..ROUNDS {
+    for round in 0..ROUNDS {
+        // Each round overlaps several publications, however the threads are
+        // scheduled on a busy machine.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while published.load(Ordering::Relaxed) < 8 * round as u64 && Instant::now() < deadline {
+            thread::yield_now();
+        }
         for flow in 0..FLOWS {
             let f = frame(flow);
             while input.push(f.clone()).is_err() {
