@@ -20,6 +20,16 @@ pub fn mix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// The high and low halves of a 64 × 64 → 128-bit product, xored: one
+/// multiply that spreads every input bit over the whole result (the folded
+/// multiply of foldhash and wyhash). It is 0 when either input is 0, so
+/// callers xor their inputs with odd constants first.
+#[inline(always)]
+pub fn fold_mul(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
 /// Hashes a byte string with a seed; stable across processes and versions.
 pub fn hash_bytes(bytes: &[u8], seed: u64) -> u64 {
     let mut state = mix64(seed ^ (bytes.len() as u64).wrapping_mul(WORD_MIX));
@@ -106,5 +116,15 @@ mod tests {
         assert_ne!(hash_bytes(b"10.0.0.1:80", 1), hash_bytes(b"10.0.0.2:80", 1));
         // Same prefix, different length: the length is part of the hash.
         assert_ne!(hash_bytes(b"a", 0), hash_bytes(b"a\0", 0));
+    }
+
+    #[test]
+    fn fold_mul_spreads_one_bit_over_both_halves() {
+        let base = fold_mul(0x0123_4567_89ab_cdef, WORD_MIX);
+        for bit in 0..64 {
+            let flipped = fold_mul(0x0123_4567_89ab_cdef ^ (1 << bit), WORD_MIX);
+            let changed = (base ^ flipped).count_ones();
+            assert!((8..=56).contains(&changed), "bit {bit} changed {changed} bits");
+        }
     }
 }
