@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crossbeam::queue::ArrayQueue;
 
-use crate::pipeline::{Pipeline, PipelineConfig, Verdict};
+use crate::pipeline::{Pipeline, PipelineConfig, Prepared, Verdict};
 use crate::port::{PacketBuf, PortQueue, BURST};
 use crate::stats::{CoreStats, DropReason};
 use crate::tables::{PortId, Snapshot, SnapshotReader};
@@ -50,6 +50,8 @@ pub struct Worker<Q: PortQueue> {
     inject: InjectRing<Q::Buf>,
     started: Instant,
     rx: Vec<Q::Buf>,
+    /// The first stage's results for the burst in `rx`.
+    prepared: Vec<Prepared>,
     /// Packets waiting for transmission, one batch per egress port.
     tx: Vec<Vec<Q::Buf>>,
 }
@@ -83,6 +85,7 @@ impl<Q: PortQueue> Worker<Q> {
             inject,
             started: Instant::now(),
             rx: Vec::with_capacity(BURST),
+            prepared: Vec::with_capacity(BURST),
             // Room for every port's burst, the handoff burst and the slow
             // path's burst to land on one egress port.
             tx: (0..ports).map(|_| Vec::with_capacity(BURST * (ports + 2))).collect(),
@@ -109,7 +112,7 @@ impl<Q: PortQueue> Worker<Q> {
 
     /// One round at a given clock reading (tests drive time with this).
     pub fn poll_at(&mut self, now: u32) -> usize {
-        let Worker { core, queues, pipeline, snapshots, slow_path, handoff, inject, rx, tx, .. } = self;
+        let Worker { core, queues, pipeline, snapshots, slow_path, handoff, inject, rx, prepared, tx, .. } = self;
         let snap = snapshots.load();
         pipeline.counters.generation = snap.generation;
         let mut out = Outputs { tx, slow_path, handoff };
@@ -118,10 +121,19 @@ impl<Q: PortQueue> Worker<Q> {
         for (port, queue) in queues.iter_mut().enumerate() {
             rx.clear();
             received += queue.rx_burst(rx);
-            for buf in rx.drain(..) {
+            // The burst in three passes (see `Pipeline::prepare`): parse and
+            // prefetch buckets, prefetch entries, then forward.
+            prepared.clear();
+            for buf in rx.iter() {
                 pipeline.counters.rx_packets += 1;
                 pipeline.counters.rx_bytes += buf.data().len() as u64;
-                handle(pipeline, snap, &mut out, port as PortId, buf, now);
+                prepared.push(pipeline.prepare(buf.data()));
+            }
+            for p in prepared.iter() {
+                pipeline.prefetch(p);
+            }
+            for (buf, p) in rx.drain(..).zip(prepared.iter()) {
+                handle(pipeline, snap, &mut out, port as PortId, buf, Some(p), now);
             }
         }
         // Replies other cores received for flows of this one (counted as
@@ -130,7 +142,7 @@ impl<Q: PortQueue> Worker<Q> {
             for _ in 0..BURST {
                 let Some(p) = inbound.pop() else { break };
                 received += 1;
-                handle(pipeline, snap, &mut out, p.port, p.buf, now);
+                handle(pipeline, snap, &mut out, p.port, p.buf, None, now);
             }
         }
 
@@ -173,7 +185,8 @@ impl<Q: PortQueue> Worker<Q> {
     }
 }
 
-/// Runs one packet through the pipeline and puts it where the verdict says.
+/// Runs one packet through the pipeline (the rest of it, when the first
+/// stage was run over the burst) and puts it where the verdict says.
 /// Dropping a buffer returns it to its pool.
 #[inline]
 fn handle<B: PacketBuf>(
@@ -182,9 +195,14 @@ fn handle<B: PacketBuf>(
     out: &mut Outputs<'_, B>,
     port: PortId,
     mut buf: B,
+    prepared: Option<&Prepared>,
     now: u32,
 ) {
-    match pipeline.process(snap, port, buf.data_mut(), now) {
+    let verdict = match prepared {
+        Some(p) => pipeline.finish(snap, port, buf.data_mut(), p, now),
+        None => pipeline.process(snap, port, buf.data_mut(), now),
+    };
+    match verdict {
         Verdict::Forward(egress) => match out.tx.get_mut(usize::from(egress)) {
             Some(batch) if batch.len() < batch.capacity() => batch.push(buf),
             Some(_) => pipeline.counters.drop(DropReason::TxFull),

@@ -77,7 +77,13 @@ impl Default for PipelineConfig {
     }
 }
 
+/// A frame after [`Pipeline::prepare`]: its headers and flow hash, or what
+/// parsing already decided.
+#[derive(Clone, Copy)]
+pub struct Prepared(Result<(Headers, u64), Parsed>);
+
 /// Where the headers of a parsed packet are, and its flow key.
+#[derive(Clone, Copy)]
 struct Headers {
     l3: usize,
     v4: bool,
@@ -129,15 +135,59 @@ impl Pipeline {
         Verdict::Drop(reason)
     }
 
-    /// Processes one frame received on `ingress` at second `now`.
+    /// Processes one frame received on `ingress` at second `now`: the
+    /// three stages of [`Pipeline::prepare`], [`Pipeline::prefetch`] and
+    /// [`Pipeline::finish`] in a row, for callers with a single packet.
     #[inline]
     pub fn process(&mut self, snap: &Snapshot, ingress: PortId, frame: &mut [u8], now: u32) -> Verdict {
-        let headers = match parse(frame) {
-            Ok(h) => h,
+        let prepared = self.prepare(frame);
+        self.finish(snap, ingress, frame, &prepared, now)
+    }
+
+    /// First stage, run over a whole burst before the next: parse the
+    /// headers, hash the flow key, and start loading the flow table's
+    /// bucket line. The table is far larger than the caches, so each
+    /// packet's lookup is a cache (and TLB) miss; started for the whole
+    /// burst at once, those misses overlap instead of queuing one behind
+    /// the other.
+    #[inline]
+    pub fn prepare(&self, frame: &[u8]) -> Prepared {
+        match parse(frame) {
+            Ok(headers) => {
+                let hash = headers.key.hash();
+                self.flows.prefetch_bucket(hash);
+                Prepared(Ok((headers, hash)))
+            }
+            Err(early) => Prepared(Err(early)),
+        }
+    }
+
+    /// Second stage: with the bucket line in cache, start loading the entry
+    /// whose tag matches.
+    #[inline]
+    pub fn prefetch(&self, prepared: &Prepared) {
+        if let Ok((_, hash)) = prepared.0 {
+            self.flows.prefetch_entry(hash);
+        }
+    }
+
+    /// Last stage: the verdict for a frame [`Pipeline::prepare`] saw, and
+    /// its rewrite. `frame` must be the same, unchanged bytes.
+    #[inline]
+    pub fn finish(
+        &mut self,
+        snap: &Snapshot,
+        ingress: PortId,
+        frame: &mut [u8],
+        prepared: &Prepared,
+        now: u32,
+    ) -> Verdict {
+        let (headers, hash) = match prepared.0 {
+            Ok(parsed) => parsed,
             Err(Parsed::SlowPath) => return Verdict::SlowPath,
             Err(Parsed::Drop(reason)) => return self.drop(reason),
         };
-        let hash = headers.key.hash();
+        let headers = &headers;
         // A router may not forward a packet whose TTL would reach 0; what is
         // addressed to the appliance itself (and is no NAT reply) is
         // delivered, not forwarded.
@@ -176,7 +226,7 @@ impl Pipeline {
                     }
                     return self.drop(DropReason::NoService);
                 };
-                match self.new_flow(snap, service, ingress, frame, &headers, hash, now) {
+                match self.new_flow(snap, service, ingress, frame, headers, hash, now) {
                     Ok(action) => action,
                     // A Service without endpoints refuses the connection
                     // (kube-proxy's reject): the slow path answers.
@@ -186,7 +236,7 @@ impl Pipeline {
             }
         };
 
-        if !rewrite(frame, &headers, &action) {
+        if !rewrite(frame, headers, &action) {
             return self.drop(DropReason::BadLength);
         }
         Verdict::Forward(action.tx_port)
@@ -353,6 +403,7 @@ fn next_state(current: FlowState, is_reply: bool, flags: u8, protocol: u8) -> Fl
     }
 }
 
+#[derive(Clone, Copy)]
 enum Parsed {
     SlowPath,
     Drop(DropReason),

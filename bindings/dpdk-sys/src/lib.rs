@@ -21,6 +21,7 @@
 //!   `RTE_ETH_RSS_IP`, `RTE_ETH_RX_OFFLOAD_CHECKSUM`) are evaluated by clang
 //!   from the installed headers (see `wrapper.h`) and appear as ordinary
 //!   `pub const`s with their DPDK names.
+//! - [`prefetch0`]: DPDK's `rte_prefetch0`, in Rust so that it inlines.
 //! - Structs derive `Default` (all-zero) where bindgen can, so config
 //!   structs like [`rte_eth_conf`] can be zero-initialised and then filled.
 //!
@@ -38,6 +39,9 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
 pub use generated::*;
+
+mod prefetch;
+pub use prefetch::prefetch0;
 
 /// `RTE_BIT64(63)`: bindgen cannot evaluate constants above `i64::MAX`, so
 /// this one flag is written by hand; a `_Static_assert` in `shim.c` breaks

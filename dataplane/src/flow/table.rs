@@ -121,6 +121,33 @@ impl FlowTable {
         (hash as usize) & self.bucket_mask
     }
 
+    /// Starts loading `hash`'s bucket metadata line into the cache (the
+    /// first of a burst's two prefetch passes).
+    #[inline]
+    pub fn prefetch_bucket(&self, hash: u64) {
+        if let Some(meta) = self.meta.get(self.bucket(hash)) {
+            crate::prefetch::prefetch0(meta);
+        }
+    }
+
+    /// Starts loading the entry whose tag matches `hash` (the second pass,
+    /// once the metadata line is in): both of its lines, since the action
+    /// spans them. A tag that matches a different key costs a wasted line,
+    /// nothing more.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u64) {
+        let bucket = self.bucket(hash);
+        let tag = tag_of(hash);
+        let Some(meta) = self.meta.get(bucket) else { return };
+        if let Some(way) = meta.tags.iter().position(|&t| t == tag) {
+            if let Some(entry) = self.slots.get(bucket * WAYS + way) {
+                let first: *const FlowEntry = entry;
+                crate::prefetch::prefetch0(first);
+                crate::prefetch::prefetch0(first.cast::<u8>().wrapping_add(64));
+            }
+        }
+    }
+
     /// Finds a live entry for `key`.
     #[inline]
     pub fn lookup(&self, key: &FlowKey, hash: u64, now: u32) -> Option<SlotId> {
