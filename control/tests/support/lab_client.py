@@ -10,9 +10,10 @@ one JSON line on stdout.
         flow): {"pods": {pod: answers}, "lost": n, "strangers": [sources
         other than HOST:PORT]}
 
-    lab_client.py churn HOST PORT
+    lab_client.py churn HOST PORT PAUSE_MS
         New TCP connections one after another (connect, one line, its
-        answer, close) until a line arrives on stdin or stdin closes:
+        answer, close; then a pause) until a line arrives on stdin or stdin
+        closes:
         {"pods": {pod: answers}, "failures": [reason, ...]}
 
     lab_client.py hold HOST PORT COUNT
@@ -78,7 +79,7 @@ def one_connection(host, port, i):
     return pod
 
 
-def churn(host, port):
+def churn(host, port, pause):
     pods, failures, i = {}, [], 0
     while not select.select([sys.stdin], [], [], 0)[0]:
         i += 1
@@ -87,7 +88,7 @@ def churn(host, port):
             pods[pod] = pods.get(pod, 0) + 1
         except OSError as e:
             failures.append(f"connection {i} at {time.strftime('%H:%M:%S')}: {e}")
-        time.sleep(0.01)
+        time.sleep(pause)
     out({"pods": pods, "failures": failures})
 
 
@@ -140,7 +141,7 @@ def main():
     if cmd == "udp":
         udp(host, port, int(sys.argv[4]))
     elif cmd == "churn":
-        churn(host, port)
+        churn(host, port, int(sys.argv[4]) / 1000)
     elif cmd == "hold":
         hold(host, port, int(sys.argv[4]))
     else:

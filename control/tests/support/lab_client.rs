@@ -185,8 +185,19 @@ impl Drop for Session {
 pub struct Churn(Session);
 
 impl Churn {
+    /// A connection every 10 ms or so: a steady client.
     pub fn start(host: &str, port: u16) -> Churn {
-        Churn(Session::start(&["churn", host, &port.to_string()]))
+        Churn::paced(host, port, 10)
+    }
+
+    /// Connections back to back: as many as the machine makes, to catch
+    /// short windows.
+    pub fn rush(host: &str, port: u16) -> Churn {
+        Churn::paced(host, port, 0)
+    }
+
+    fn paced(host: &str, port: u16, pause_ms: u32) -> Churn {
+        Churn(Session::start(&["churn", host, &port.to_string(), &pause_ms.to_string()]))
     }
 
     /// Stops it: answers per pod, and each failed connection.
