@@ -9,10 +9,10 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::flow::{FlowKey, FlowState, FlowTable, NatAction, SourcePortAllocator};
+use crate::flow::{FlowKey, FlowState, FlowTable, NatAction, Placement, SourcePortAllocator};
 use crate::stats::{Counters, DropReason};
 use crate::tables::{proto, Addr, PortId, Service, Snapshot};
-use crate::wire::checksum::{update_16, update_4, update_u16, update_udp};
+use crate::wire::checksum::{update_udp, Delta};
 use crate::wire::{
     parse_l2, EtherType, IpProtocol, Ipv4Packet, Ipv6Packet, SctpPacket, TcpFlags, TcpPacket, UdpPacket,
 };
@@ -60,6 +60,8 @@ pub struct PipelineConfig {
     pub cores: usize,
     /// Flow table entries (two per NAT flow).
     pub flow_capacity: usize,
+    /// Where the flow table lives (DPDK's hugepages on a real node).
+    pub flow_memory: Placement,
     /// Range of source ports for masqueraded flows, shared out among cores.
     pub source_ports: (u16, u16),
     pub timeouts: Timeouts,
@@ -71,6 +73,7 @@ impl Default for PipelineConfig {
             core: 0,
             cores: 1,
             flow_capacity: 1 << 18,
+            flow_memory: Placement::Heap,
             source_ports: (32768, 65535),
             timeouts: Timeouts::default(),
         }
@@ -111,9 +114,13 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(config: &PipelineConfig) -> Pipeline {
+        let (flows, fallback) = FlowTable::new_in(config.flow_capacity, config.flow_memory);
+        if let Some(why) = fallback {
+            tracing::warn!(core = config.core, %why, "flow table on the heap, not in DPDK memory: lookups will miss the TLB more");
+        }
         Pipeline {
             core: config.core,
-            flows: FlowTable::new(config.flow_capacity),
+            flows,
             source_ports: SourcePortAllocator::new(
                 config.source_ports.0,
                 config.source_ports.1,
@@ -477,26 +484,15 @@ fn client_mac(frame: &[u8]) -> crate::wire::MacAddr {
     crate::wire::MacAddr(mac)
 }
 
-/// The TCP/UDP checksum after the rewrite: the pseudo-header's addresses
-/// and the ports (common to TCP and UDP).
-#[inline(always)]
-fn l4_update(key: &FlowKey, a: &NatAction, v4: bool, check: u16) -> u16 {
-    let mut c = if v4 {
-        let c = update_4(check, key.src.v4_octets(), a.src.v4_octets());
-        update_4(c, key.dst.v4_octets(), a.dst.v4_octets())
-    } else {
-        let c = update_16(check, &key.src.0, &a.src.0);
-        update_16(c, &key.dst.0, &a.dst.0)
-    };
-    c = update_u16(c, key.src_port, a.src_port);
-    update_u16(c, key.dst_port, a.dst_port)
-}
-
 /// Writes the action's addresses, ports and MACs into the frame, with
 /// incremental checksum updates, and decrements the TTL / hop limit as a
 /// router does (the caller has checked it is above 1). The headers were
 /// validated by [`parse`], so the views are built unchecked; returns false
 /// only if the transport header is not where they said.
+///
+/// The address change is summed once ([`Delta`]) and applied to both the
+/// IPv4 header checksum and the TCP/UDP one, whose pseudo-header covers the
+/// same addresses.
 #[inline]
 fn rewrite(frame: &mut [u8], h: &Headers, a: &NatAction) -> bool {
     let (eth, rest) = frame.split_at_mut(h.l3);
@@ -504,43 +500,45 @@ fn rewrite(frame: &mut [u8], h: &Headers, a: &NatAction) -> bool {
     eth[6..12].copy_from_slice(&a.src_mac.0);
 
     let key = &h.key;
-    let transport = if h.v4 {
+    let (addresses, transport) = if h.v4 {
+        let (old_src, new_src) = (key.src.v4(), a.src.v4());
+        let (old_dst, new_dst) = (key.dst.v4(), a.dst.v4());
+        let addresses = Delta::default().u32(old_src, new_src).u32(old_dst, new_dst);
         let mut ip = Ipv4Packet::new_unchecked(&mut *rest);
         let ttl = ip.ttl();
         let protocol = ip.protocol();
         let l4_range = (ip.header_len(), usize::from(ip.total_len()));
-        let mut check = ip.checksum();
-        check = update_4(check, key.src.v4_octets(), a.src.v4_octets());
-        check = update_4(check, key.dst.v4_octets(), a.dst.v4_octets());
-        check = update_u16(
-            check,
-            u16::from_be_bytes([ttl, protocol]),
-            u16::from_be_bytes([ttl.saturating_sub(1), protocol]),
-        );
-        ip.set_ttl(ttl.saturating_sub(1));
-        ip.set_src_addr(Ipv4Addr::from(a.src.v4_octets()));
-        ip.set_dst_addr(Ipv4Addr::from(a.dst.v4_octets()));
+        let check = addresses
+            .u16(u16::from_be_bytes([ttl, protocol]), u16::from_be_bytes([ttl.wrapping_sub(1), protocol]))
+            .apply(ip.checksum());
+        ip.set_ttl(ttl.wrapping_sub(1));
+        ip.set_src_addr(Ipv4Addr::from(new_src));
+        ip.set_dst_addr(Ipv4Addr::from(new_dst));
         ip.set_checksum(check);
-        l4_range
+        (addresses, l4_range)
     } else {
+        let addresses = Delta::default().bytes16(&key.src.0, &a.src.0).bytes16(&key.dst.0, &a.dst.0);
         let mut ip = Ipv6Packet::new_unchecked(&mut *rest);
-        ip.set_hop_limit(ip.hop_limit().saturating_sub(1));
+        ip.set_hop_limit(ip.hop_limit().wrapping_sub(1));
         ip.set_src_addr(Ipv6Addr::from(a.src.0));
         ip.set_dst_addr(Ipv6Addr::from(a.dst.0));
-        (40, 40 + usize::from(ip.payload_len()))
+        (addresses, (40, 40 + usize::from(ip.payload_len())))
     };
+    // TCP, UDP and SCTP all start with the two ports: one 32-bit field.
+    let ports = |src: u16, dst: u16| u32::from(src) << 16 | u32::from(dst);
+    let l4_delta = addresses.u32(ports(key.src_port, key.dst_port), ports(a.src_port, a.dst_port));
     let Some(l4) = rest.get_mut(transport.0..transport.1) else { return false };
     match key.proto {
         IpProtocol::TCP => {
             let mut tcp = TcpPacket::new_unchecked(l4);
-            let check = l4_update(key, a, h.v4, tcp.checksum());
+            let check = l4_delta.apply(tcp.checksum());
             tcp.set_src_port(a.src_port);
             tcp.set_dst_port(a.dst_port);
             tcp.set_checksum(check);
         }
         IpProtocol::UDP => {
             let mut udp = UdpPacket::new_unchecked(l4);
-            let check = update_udp(udp.checksum(), |c| l4_update(key, a, h.v4, c));
+            let check = update_udp(udp.checksum(), |c| l4_delta.apply(c));
             udp.set_src_port(a.src_port);
             udp.set_dst_port(a.dst_port);
             udp.set_checksum(check);

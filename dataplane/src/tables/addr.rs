@@ -31,6 +31,12 @@ impl Addr {
         [self.0[12], self.0[13], self.0[14], self.0[15]]
     }
 
+    /// The IPv4 address as a number; meaningful only when [`Addr::is_v4`].
+    #[inline]
+    pub fn v4(&self) -> u32 {
+        u32::from_be_bytes(self.v4_octets())
+    }
+
     pub fn to_ip(self) -> IpAddr {
         if self.is_v4() {
             IpAddr::V4(Ipv4Addr::from(self.v4_octets()))
