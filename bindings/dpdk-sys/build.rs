@@ -192,6 +192,8 @@ fn generate_bindings(cflags: &[String]) {
         "rte_exit",
         "rte_strerror",
         "rte_get_tsc_hz",
+        "rte_zmalloc_socket",
+        "rte_free",
         "rte_log_set_global_level",
         "rte_log_set_level_pattern",
         "shim_.*",

@@ -11,6 +11,7 @@ use crossbeam::queue::ArrayQueue;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use dataplane::flow::Placement;
 use dataplane::lcore::{handoff_rings, HandoffRings, InjectRing, SlowPacket, SlowPathRing, Worker};
 use dataplane::pipeline::{PipelineConfig, Timeouts};
 use dataplane::port::dpdk::{self, Eal, Mbuf, Mempool, Port};
@@ -112,10 +113,11 @@ impl RunningDataplane {
 
         let mut handles = Vec::new();
         for (core, reader) in readers.into_iter().enumerate() {
-            let pipeline = PipelineConfig {
+            let mut pipeline = PipelineConfig {
                 core,
                 cores: workers,
                 flow_capacity: d.flow_capacity,
+                flow_memory: Placement::Heap,
                 source_ports: (d.source_ports[0], d.source_ports[1]),
                 timeouts: timeouts(d),
             };
@@ -130,8 +132,13 @@ impl RunningDataplane {
                 if let Err(e) = dpdk::register_thread() {
                     warn!(core, "not registered with the EAL ({e}); mbuf allocation runs without a per-core cache");
                 }
-                info!(core, cpu, "worker polling");
-                Worker::new(&pipeline, queues, reader, stats, slow_path, handoff, inject).run(&stop);
+                // The flow table in DPDK's memory (hugepages, unless the EAL
+                // runs with --no-huge), on this core's socket, touched first
+                // by this core.
+                pipeline.flow_memory = Placement::Dpdk { socket: dpdk::current_socket() };
+                let worker = Worker::new(&pipeline, queues, reader, stats, slow_path, handoff, inject);
+                info!(core, cpu, flow_table = worker.pipeline().flows().placement(), "worker polling");
+                worker.run(&stop);
                 dpdk::unregister_thread();
             })?;
             handles.push(handle);

@@ -8,7 +8,8 @@
 //! - EAL, ethdev, mbuf, mempool, ring, lcore, rte_flow, errno and cycle
 //!   APIs (`rte_eal_*`, `rte_eth_*`, `rte_pktmbuf_*`, `rte_mempool_*`,
 //!   `rte_ring_*`, `rte_lcore_*`, `rte_flow_*`, `rte_strerror`,
-//!   `rte_get_tsc_hz`, `rte_socket_id`, `rte_thread_register`, ...) and the
+//!   `rte_get_tsc_hz`, `rte_socket_id`, `rte_thread_register`,
+//!   `rte_zmalloc_socket`/`rte_free` for hugepage tables, ...) and the
 //!   types they use.
 //! - `shim_*`: exported copies of DPDK's `static inline` fast-path functions
 //!   (burst rx/tx, mbuf alloc/free/data access, `rte_errno`, `rte_lcore_id`,

@@ -1,9 +1,11 @@
 //! Per-core flow state: the flow table and the source-port allocator.
 
 pub mod key;
+mod memory;
 pub mod ports;
 pub mod table;
 
 pub use key::FlowKey;
+pub use memory::Placement;
 pub use ports::SourcePortAllocator;
 pub use table::{FlowEntry, FlowState, FlowTable, InsertOutcome, NatAction, SlotId};

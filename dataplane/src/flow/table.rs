@@ -11,6 +11,7 @@
 //! reply) point at each other by index and live and die together.
 
 use super::key::FlowKey;
+use super::memory::{Array, Placement};
 use crate::tables::{Addr, PortId};
 use crate::wire::MacAddr;
 
@@ -66,8 +67,8 @@ struct BucketMeta {
 pub type SlotId = u32;
 
 pub struct FlowTable {
-    meta: Box<[BucketMeta]>,
-    slots: Box<[FlowEntry]>,
+    meta: Array<BucketMeta>,
+    slots: Array<FlowEntry>,
     bucket_mask: usize,
     live: usize,
 }
@@ -92,15 +93,24 @@ fn split(slot: usize) -> (usize, usize) {
 
 impl FlowTable {
     /// A table of at least `capacity` entries (rounded up to a power of two,
-    /// at least one bucket).
+    /// at least one bucket) on the heap.
     pub fn new(capacity: usize) -> FlowTable {
+        FlowTable::new_in(capacity, Placement::Heap).0
+    }
+
+    /// As [`FlowTable::new`], where `placement` says; if that fails, on the
+    /// heap, with the reason.
+    pub fn new_in(capacity: usize, placement: Placement) -> (FlowTable, Option<String>) {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
-        FlowTable {
-            meta: vec![BucketMeta::default(); buckets].into_boxed_slice(),
-            slots: vec![FlowEntry::default(); buckets * WAYS].into_boxed_slice(),
-            bucket_mask: buckets - 1,
-            live: 0,
-        }
+        let (meta, meta_fallback) = Array::filled(buckets, BucketMeta::default(), placement);
+        let (slots, slots_fallback) = Array::filled(buckets * WAYS, FlowEntry::default(), placement);
+        let table = FlowTable { meta, slots, bucket_mask: buckets - 1, live: 0 };
+        (table, meta_fallback.or(slots_fallback))
+    }
+
+    /// Where the entries are: "heap" or "dpdk".
+    pub fn placement(&self) -> &'static str {
+        self.slots.placement_name()
     }
 
     pub fn capacity(&self) -> usize {

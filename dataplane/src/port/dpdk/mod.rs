@@ -1,9 +1,12 @@
 //! DPDK ports: the EAL, the packet pool, ports with one rx/tx queue pair per
-//! worker core (RSS spreads flows over the queues), and mbufs as
-//! [`PacketBuf`]s.
+//! worker core (RSS spreads flows over the queues), mbufs as
+//! [`PacketBuf`]s, and arrays in DPDK's hugepage memory ([`DpdkArray`]).
 //!
 //! With `dpdk-sys`, this is the only module with unsafe code. Every unsafe
 //! block says why it is sound.
+
+mod memory;
+pub use memory::DpdkArray;
 
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
@@ -111,6 +114,14 @@ pub fn register_thread() -> Result<u32> {
     check("rte_thread_register", unsafe { sys::rte_thread_register() })?;
     // SAFETY: reads the calling thread's lcore id.
     Ok(unsafe { sys::shim_lcore_id() })
+}
+
+/// The NUMA socket of the calling thread's CPUs (as the EAL sees them; 0 on
+/// a single-socket machine): where a worker's tables belong.
+pub fn current_socket() -> i32 {
+    // SAFETY: reads the calling thread's per-lcore socket; the EAL is
+    // initialised. It is SOCKET_ID_ANY (-1) when unknown.
+    unsafe { sys::rte_socket_id() as i32 }
 }
 
 /// Undoes [`register_thread`] before the thread exits.
