@@ -183,6 +183,14 @@ impl FlowTable {
         occupied.then(|| &self.slots[slot as usize])
     }
 
+    /// The entry in a slot that [`FlowTable::lookup`] just returned (no
+    /// occupancy check; an out-of-range slot panics, which a slot from
+    /// lookup never is).
+    #[inline]
+    pub fn entry(&self, slot: SlotId) -> &FlowEntry {
+        &self.slots[slot as usize]
+    }
+
     /// When the entry in `slot` expires (0 when empty).
     pub fn expires_at(&self, slot: SlotId) -> u32 {
         let (bucket, way) = split(slot as usize);
