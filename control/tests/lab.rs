@@ -114,6 +114,16 @@ fn lab(action: &str) {
     assert!(status.success(), "scripts/lab {action}");
 }
 
+/// The DPDK driver for the lab's veths (`scripts/lab pmd`): af_xdp where
+/// the machine has it, as on this kind of machine.
+fn lab_pmd() -> String {
+    let out = Command::new(format!("{ROOT}/scripts/lab")).arg("pmd").output().expect("scripts/lab pmd");
+    assert!(out.status.success(), "scripts/lab pmd: {}", String::from_utf8_lossy(&out.stderr));
+    let pmd = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    eprintln!("lab ports: net_{pmd}");
+    pmd
+}
+
 fn write(dir: &Path, name: &str, text: &str) {
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, text).expect("write a manifest");
@@ -183,6 +193,7 @@ impl Lab {
             .replace("@WORK@", &dir.path().display().to_string())
             .replace("@WORKER@", &worker.to_string())
             .replace("@CONTAINERD@", &ctrd.address)
+            .replace("@PMD@", &lab_pmd())
             .replace("listen = \"127.0.0.1:9477\"", "listen = \"@ADMIN@\"")
             .replace("listen = \"127.0.0.1:9476\"", "listen = \"\"")
             .replace("[agent]", "[agent]\nsync_period_ms = 300\nbackoff_initial_seconds = 5");
