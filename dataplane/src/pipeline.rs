@@ -208,6 +208,14 @@ impl Pipeline {
         // place (no copy of the action).
         if let Some(slot) = self.flows.lookup(&headers.key, hash, now) {
             let entry = self.flows.entry(slot);
+            if reopens(entry, headers) {
+                // A new connection on the 5-tuple of one that has closed:
+                // a new flow, with a backend chosen now, as conntrack does
+                // for a SYN that finds its entry in TIME_WAIT. Keeping the
+                // old backend would send it to a pod that may be gone.
+                self.flows.remove(slot);
+                return self.new_connection(snap, ingress, frame, headers, hash, now);
+            }
             let state = next_state(entry.state, entry.is_reply, headers.tcp_flags, headers.key.proto);
             let expires = now.saturating_add(self.timeout(state, headers.key.proto));
             self.flows.touch(slot, state, expires);
@@ -219,7 +227,21 @@ impl Pipeline {
             return Verdict::Forward(tx_port);
         }
 
-        // A new flow. A Service first: NodePorts listen on the appliance's
+        self.new_connection(snap, ingress, frame, headers, hash, now)
+    }
+
+    /// A packet that starts a flow: its Service, a backend, the NAT, both
+    /// flow entries, and the rewrite.
+    fn new_connection(
+        &mut self,
+        snap: &Snapshot,
+        ingress: PortId,
+        frame: &mut [u8],
+        headers: &Headers,
+        hash: u64,
+        now: u32,
+    ) -> Verdict {
+        // A Service first: NodePorts listen on the appliance's
         // own addresses. (Masquerade source ports stay out of the NodePort
         // range by default, so a reply is never one.)
         let service_key =
@@ -387,6 +409,16 @@ impl From<DropReason> for NewFlowError {
     }
 }
 
+/// Whether a packet opens a new connection on the 5-tuple of a closed one:
+/// a client SYN (no ACK) on a forward entry in `Closing`.
+#[inline]
+fn reopens(entry: &crate::flow::FlowEntry, h: &Headers) -> bool {
+    h.key.proto == proto::TCP
+        && entry.state == FlowState::Closing
+        && !entry.is_reply
+        && h.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+}
+
 /// The TCP state after a packet with `flags`; other protocols are Open.
 #[inline]
 fn next_state(current: FlowState, is_reply: bool, flags: u8, protocol: u8) -> FlowState {
@@ -397,9 +429,6 @@ fn next_state(current: FlowState, is_reply: bool, flags: u8, protocol: u8) -> Fl
         return FlowState::Closing;
     }
     match current {
-        // A SYN on a closing flow: the client reuses its port for a new
-        // connection, which keeps the flow's backend.
-        FlowState::Closing if flags & TCP_SYN != 0 && flags & TCP_ACK == 0 => FlowState::New,
         FlowState::New if is_reply => FlowState::Open,
         // A flow picked up mid-stream (after a restart or an eviction).
         FlowState::New if flags & TCP_SYN == 0 => FlowState::Open,

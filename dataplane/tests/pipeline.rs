@@ -268,6 +268,47 @@ fn terminating_backend_keeps_its_flows_but_gets_no_new_ones() {
 }
 
 #[test]
+fn a_new_connection_on_a_closed_flows_ports_gets_a_backend_of_now() {
+    // A client reuses a source port whose last connection went to a pod
+    // that has since been scaled away: the SYN must not follow the old
+    // flow there.
+    let mut p = pipeline();
+    let before = snapshot(false, (1..=2).map(backend).collect());
+    let two = IpAddr::V4(Ipv4Addr::new(10, 244, 1, 2));
+    let sport = (7000..8000u16)
+        .find(|&sport| {
+            let mut syn = tcp(client(5), sport, IpAddr::V4(VIP), 80, 0x02, CLIENT_MAC);
+            p.process(&before, 0, &mut syn, 1);
+            inspect(&syn).dst == two
+        })
+        .expect("some port lands on backend 2");
+    let mut fin = tcp(client(5), sport, IpAddr::V4(VIP), 80, 0x11, CLIENT_MAC);
+    assert_eq!(p.process(&before, 0, &mut fin, 2), Verdict::Forward(1));
+    assert_eq!(inspect(&fin).dst, two);
+    let created = p.counters.flows_created;
+
+    // With the endpoints unchanged, the reopened connection lands where the
+    // hash says: the same backend, through a new flow.
+    let mut syn = tcp(client(5), sport, IpAddr::V4(VIP), 80, 0x02, CLIENT_MAC);
+    assert_eq!(p.process(&before, 0, &mut syn, 3), Verdict::Forward(1));
+    assert_eq!(inspect(&syn).dst, two);
+    assert_eq!(p.counters.flows_created, created + 1);
+
+    // Closed again, and backend 2 gone: the next SYN goes to backend 1.
+    let mut fin = tcp(client(5), sport, IpAddr::V4(VIP), 80, 0x11, CLIENT_MAC);
+    p.process(&before, 0, &mut fin, 4);
+    let after = snapshot(false, vec![backend(1)]);
+    let mut syn = tcp(client(5), sport, IpAddr::V4(VIP), 80, 0x02, CLIENT_MAC);
+    assert_eq!(p.process(&after, 0, &mut syn, 5), Verdict::Forward(1));
+    assert_eq!(inspect(&syn).dst, IpAddr::V4(Ipv4Addr::new(10, 244, 1, 1)));
+    // An open flow's packets still stay on their backend (only a SYN on a
+    // closed flow starts over).
+    let mut data = tcp(client(5), sport, IpAddr::V4(VIP), 80, 0x10, CLIENT_MAC);
+    assert_eq!(p.process(&before, 0, &mut data, 6), Verdict::Forward(1));
+    assert_eq!(inspect(&data).dst, IpAddr::V4(Ipv4Addr::new(10, 244, 1, 1)));
+}
+
+#[test]
 fn client_ip_affinity_keeps_a_client_on_one_backend() {
     let snap = snapshot(false, vec![]);
     let vip = IpAddr::V4(Ipv4Addr::new(10, 96, 0, 20));
