@@ -16,8 +16,8 @@ use crate::agent::AgentState;
 use crate::services::standalone::{endpoint_slices, read_services_dir, LocalPod};
 use crate::table_sync::CatalogEvent;
 
-/// How often the directory and the pods are looked at: a pod turning ready
-/// reaches the tables within this.
+/// How often the directory and the pods are looked at when nothing says a
+/// pod changed (the agent's workers do say so: then at once).
 const PERIOD: Duration = Duration::from_millis(250);
 
 pub async fn run(
@@ -33,6 +33,7 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = tick.tick() => {}
+            _ = agent.endpoint_sync.pods_change() => {}
         }
         let (services, errors) = read_services_dir(&dir);
         let now: BTreeSet<String> = errors.iter().map(|(f, why)| format!("{}: {why}", f.display())).collect();

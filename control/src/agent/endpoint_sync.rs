@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 /// Rounds a terminating pod waits for: the round running when it was marked
 /// may have read the pods before, the next one reads them after.
@@ -28,18 +28,33 @@ const ROUNDS: u64 = 2;
 /// the new snapshot: a little time for that.
 const PUBLISH_MARGIN: Duration = Duration::from_millis(100);
 
-/// Counts the Service side's rounds over the pods.
+/// Counts the Service side's rounds over the pods, and tells it when a pod
+/// changed in a way that matters to endpoints, so that it need not wait for
+/// its next period.
 pub struct EndpointSync {
     rounds: watch::Sender<u64>,
+    pods_changed: Notify,
 }
 
 impl Default for EndpointSync {
     fn default() -> EndpointSync {
-        EndpointSync { rounds: watch::channel(0).0 }
+        EndpointSync { rounds: watch::channel(0).0, pods_changed: Notify::new() }
     }
 }
 
 impl EndpointSync {
+    /// A pod's status (readiness, address, phase) or its terminating mark
+    /// changed: the Service side should look now.
+    pub fn pods_changed(&self) {
+        self.pods_changed.notify_one();
+    }
+
+    /// Resolves at the next [`EndpointSync::pods_changed`] (at once if one
+    /// came since the last call).
+    pub async fn pods_change(&self) {
+        self.pods_changed.notified().await;
+    }
+
     /// The Service side has read the pods and handed on what follows from
     /// them (new endpoints, or nothing when nothing changed).
     pub fn round_done(&self) {

@@ -33,6 +33,9 @@ pub struct PodManager {
     workers: HashMap<String, WorkerHandle>,
     /// Workers tearing their pod down.
     terminating: HashMap<String, JoinHandle<()>>,
+    /// The state of every managed container at the last relist, by
+    /// container id: (pod UID, CRI container state).
+    relisted: HashMap<String, (String, i32)>,
 }
 
 impl PodManager {
@@ -52,7 +55,48 @@ impl PodManager {
             sources: BTreeMap::new(),
             workers: HashMap::new(),
             terminating: HashMap::new(),
+            relisted: HashMap::new(),
         }
+    }
+
+    /// One look at every managed container (a single ListContainers call,
+    /// as kubelet's PLEG relists): the worker of each pod whose containers
+    /// started, exited or went away syncs at once instead of at its next
+    /// period, so a dead container leaves the Service's endpoints within a
+    /// relist period plus one sync.
+    pub async fn relist(&mut self) -> Result<(), CriError> {
+        let managed = HashMap::from([(labels::MANAGED.to_string(), "true".to_string())]);
+        let now: HashMap<String, (String, i32)> = self
+            .cri
+            .list_containers(managed)
+            .await?
+            .into_iter()
+            .map(|c| {
+                let uid = c.labels.get(labels::POD_UID).cloned().unwrap_or_default();
+                (c.id, (uid, c.state))
+            })
+            .collect();
+        let first = self.relisted.is_empty();
+        let mut changed: HashSet<&String> = HashSet::new();
+        for (id, (uid, state)) in &now {
+            if self.relisted.get(id).is_none_or(|(_, before)| before != state) {
+                changed.insert(uid);
+            }
+        }
+        for (id, (uid, _)) in &self.relisted {
+            if !now.contains_key(id) {
+                changed.insert(uid);
+            }
+        }
+        if !first {
+            for uid in changed {
+                if let Some(w) = self.workers.get(uid) {
+                    let _ = w.inbox.send(WorkerMessage::Wake);
+                }
+            }
+        }
+        self.relisted = now;
+        Ok(())
     }
 
     /// Replaces everything `source` wants with `pods`.

@@ -22,7 +22,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
+
+/// How often the manager lists every managed container to wake the workers
+/// of pods whose containers changed: a dead container is noticed within
+/// this, not within a sync period.
+const RELIST_PERIOD: Duration = Duration::from_millis(250);
 
 use self::backoff::BackoffPolicy;
 use self::cri::{CriClient, RuntimeHealth};
@@ -189,6 +194,8 @@ pub async fn run(
     let (changed_tx, mut changed) = tokio::sync::mpsc::channel::<()>(1);
     let _watcher = config.manifests.as_ref().and_then(|dir| watch_dir(dir, changed_tx));
     let mut housekeeping = tokio::time::interval(Duration::from_secs(5));
+    let mut relist = tokio::time::interval(RELIST_PERIOD);
+    relist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut runtime_check = tokio::time::interval(Duration::from_secs(10));
     let mut last_seen: Option<BTreeSet<String>> = None;
     let mut last_errors: Vec<ManifestError> = Vec::new();
@@ -227,6 +234,13 @@ pub async fn run(
             _ = housekeeping.tick(), if scanned && reported.len() >= external_sources => {
                 if let Err(e) = manager.tick().await {
                     warn!("housekeeping: {e}");
+                }
+            }
+            _ = relist.tick(), if scanned => {
+                // A failure here is the runtime being away, which the
+                // runtime check below reports.
+                if let Err(e) = manager.relist().await {
+                    debug!("relist: {e}");
                 }
             }
             _ = runtime_check.tick() => {

@@ -66,6 +66,9 @@ pub enum WorkerMessage {
     /// Remove the pod: stop its containers with the grace period, then its
     /// sandbox.
     Terminate,
+    /// The runtime says one of the pod's containers changed state (the
+    /// manager's relist): look now rather than at the next sync period.
+    Wake,
 }
 
 /// A running container's probe task.
@@ -139,6 +142,7 @@ impl PodWorker {
                         }
                         self.pod = *pod;
                     }
+                    Some(WorkerMessage::Wake) => {}
                     Some(WorkerMessage::Terminate) | None => break,
                 },
                 _ = tokio::time::sleep(delay) => {}
@@ -510,6 +514,7 @@ impl PodWorker {
             now: SystemTime::now(),
         });
         let error = store.get(&self.pod.uid).and_then(|r| r.error.clone());
+        let changed = previous.as_ref() != Some(&status);
         store.insert(
             self.pod.uid.clone(),
             PodReport {
@@ -524,6 +529,10 @@ impl PodWorker {
                 pod: self.pod.clone(),
             },
         );
+        drop(store);
+        if changed {
+            self.endpoint_sync.pods_changed();
+        }
     }
 
     fn note_error(&self, error: Option<String>) {
@@ -540,13 +549,17 @@ impl PodWorker {
         let Ok(mut store) = self.store.write() else { return false };
         let Some(r) = store.get_mut(&self.pod.uid) else { return false };
         r.terminating = true;
-        r.status.pod_ip.as_deref().is_some_and(|ip| !ip.is_empty())
+        let endpoint = r.status.pod_ip.as_deref().is_some_and(|ip| !ip.is_empty());
+        drop(store);
+        self.endpoint_sync.pods_changed();
+        endpoint
     }
 
     fn remove_report(&self) {
         if let Ok(mut store) = self.store.write() {
             store.remove(&self.pod.uid);
         }
+        self.endpoint_sync.pods_changed();
     }
 }
 
