@@ -325,6 +325,9 @@ class Bench:
             if not m:
                 raise BenchError("wrk printed no rate:\n%s" % out)
             res["rate"] = float(m.group(1))
+            lat = re.search(r"Latency\s+([0-9.]+)(us|ms|s)\b", out)
+            if lat:
+                res["latency_ms"] = float(lat.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[lat.group(2)]
             errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
             res["errors"] = sum(int(x) for x in errors.groups()) if errors else 0
             non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -552,6 +555,8 @@ def report(bench):
                 else:
                     requests = r["rate"] * args.duration
                     extra.append("%.1f proxy pkts/req" % (r.get("proxy_rx", 0) / max(1.0, requests)))
+                    if "latency_ms" in r:
+                        extra.append("mean latency %.2f ms" % r["latency_ms"])
                     if r.get("errors"):
                         extra.append("wrk errors %d" % r["errors"])
                 if r.get("backlog_drops"):
