@@ -180,6 +180,11 @@ impl RunningDataplane {
 
     pub fn publish(&mut self, snapshot: Snapshot) -> u64 {
         self.responder.update_tables(&snapshot);
+        // What the cores now forward, whatever the source of the Services
+        // (the config file, the API, the manifests directory).
+        let backends: usize = snapshot.services.values().map(|s| s.backends.len()).sum();
+        metrics::gauge!("switchyard_service_keys").set(snapshot.services.len() as f64);
+        metrics::gauge!("switchyard_service_backends").set(backends as f64);
         self.publisher.publish(snapshot)
     }
 

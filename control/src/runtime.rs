@@ -284,8 +284,6 @@ fn publish_services(config: &Config, dataplane: &mut RunningDataplane, tables: &
             metrics::histogram!("switchyard_table_sync_seconds").record(took.as_secs_f64());
             metrics::gauge!("switchyard_table_sync_last_seconds").set(took.as_secs_f64());
             metrics::gauge!("switchyard_services").set(tables.stats.services as f64);
-            metrics::gauge!("switchyard_service_keys").set(tables.stats.keys as f64);
-            metrics::gauge!("switchyard_service_backends").set(tables.stats.backends as f64);
             metrics::gauge!("switchyard_table_bytes").set(tables.stats.heap_bytes as f64);
             tracing::debug!(
                 generation,
