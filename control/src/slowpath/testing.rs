@@ -11,8 +11,7 @@ pub(super) use dataplane::wire::MacAddr;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv4Packet,
-    Icmpv4Repr, Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, NdiscNeighborFlags,
-    NdiscRepr, RawHardwareAddress,
+    Icmpv4Repr, Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv4Repr, NdiscNeighborFlags, NdiscRepr, RawHardwareAddress,
 };
 
 use super::SlowPath;
@@ -101,7 +100,8 @@ pub(super) fn arp_reply(src_mac: MacAddr, sender: Ipv4Addr, target_mac: MacAddr,
     arp(src_mac, target_mac.0, repr)
 }
 
-/// An ICMPv6 message from `src_mac` to `dst_mac`, checksummed by smoltcp.
+/// An ICMPv6 message from `src_mac` to `dst_mac`, checksummed by smoltcp
+/// (the slow path's own emitter: what is tested is how it reads them).
 pub(super) fn icmpv6(
     src_mac: MacAddr,
     dst_mac: [u8; 6],
@@ -110,19 +110,7 @@ pub(super) fn icmpv6(
     hop_limit: u8,
     icmp: &Icmpv6Repr,
 ) -> Vec<u8> {
-    let ip = Ipv6Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: IpProtocol::Icmpv6,
-        payload_len: icmp.buffer_len(),
-        hop_limit,
-    };
-    ethernet(src_mac, dst_mac, EthernetProtocol::Ipv6, ip.buffer_len() + ip.payload_len, |l3| {
-        let mut packet = Ipv6Packet::new_unchecked(l3);
-        ip.emit(&mut packet);
-        let caps = ChecksumCapabilities::default();
-        icmp.emit(&src, &dst, &mut Icmpv6Packet::new_unchecked(packet.payload_mut()), &caps);
-    })
+    super::emit::icmpv6(src_mac, EthernetAddress(dst_mac), src, dst, hop_limit, icmp)
 }
 
 #[allow(clippy::too_many_arguments)]
