@@ -119,6 +119,7 @@ impl RunningDataplane {
                 flow_capacity: d.flow_capacity,
                 flow_memory: Placement::Heap,
                 source_ports: (d.source_ports[0], d.source_ports[1]),
+                clock_epoch: 0,
                 timeouts: timeouts(d),
             };
             let queues: Vec<_> = ports.iter().map(|p| p.queue(core as u16)).collect();
@@ -136,6 +137,9 @@ impl RunningDataplane {
                 // runs with --no-huge), on this core's socket, touched first
                 // by this core.
                 pipeline.flow_memory = Placement::Dpdk { socket: dpdk::current_socket() };
+                // The worker's clock starts now (Worker::new).
+                pipeline.clock_epoch =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 let worker = Worker::new(&pipeline, queues, reader, stats, slow_path, handoff, inject);
                 info!(core, cpu, flow_table = worker.pipeline().flows().placement(), "worker polling");
                 worker.run(&stop);

@@ -64,6 +64,10 @@ pub struct PipelineConfig {
     pub flow_memory: Placement,
     /// Range of source ports for masqueraded flows, shared out among cores.
     pub source_ports: (u16, u16),
+    /// Unix time (seconds) of the pipeline's second 0: source ports follow
+    /// the wall clock so that a restart does not reuse recent ones (see
+    /// `flow::ports`).
+    pub clock_epoch: u64,
     pub timeouts: Timeouts,
 }
 
@@ -75,6 +79,7 @@ impl Default for PipelineConfig {
             flow_capacity: 1 << 18,
             flow_memory: Placement::Heap,
             source_ports: (32768, 65535),
+            clock_epoch: 0,
             timeouts: Timeouts::default(),
         }
     }
@@ -126,6 +131,7 @@ impl Pipeline {
                 config.source_ports.1,
                 config.core,
                 config.cores,
+                config.clock_epoch,
             ),
             timeouts: config.timeouts,
             counters: Counters::default(),
@@ -307,7 +313,7 @@ impl Pipeline {
             let flows = &self.flows;
             let port = self
                 .source_ports
-                .allocate(&backend_addr, backend_port, SOURCE_PORT_TRIES, |p| {
+                .allocate(&backend_addr, backend_port, now, SOURCE_PORT_TRIES, |p| {
                     let reply =
                         FlowKey { src: backend_addr, dst: src, src_port: backend_port, dst_port: p, proto: key.proto };
                     flows.lookup(&reply, reply.hash(), now).is_none()

@@ -27,11 +27,26 @@
 //! connections to the same backend group, i.e. no reuse inside TIME_WAIT
 //! below ~270 new connections per second per backend per core (a wider
 //! range raises that).
+//!
+//! Restarts: a new process knows nothing of the ports its predecessor used
+//! in the last minute. So the cursors never fall behind a line that sweeps
+//! the core's ports once every [`SWEEP_SECONDS`] of wall-clock time: an idle
+//! cursor jumps forward to it, a busy one runs ahead of it. A process that
+//! starts (or a cursor that wakes up) at the line is then ahead of every
+//! port the line-following predecessor handed out in the last two minutes.
+//! What it cannot avoid: a predecessor that ran ahead of the line (more than
+//! `ports / SWEEP_SECONDS` connections per second to one backend group)
+//! leaves ports in TIME_WAIT that the new process may meet again; without
+//! state kept across restarts nothing can tell.
 
 use crate::hash::mix64;
 use crate::tables::Addr;
 
 const CURSORS: usize = 1024;
+
+/// The cursors' floor sweeps a core's whole port range in this many seconds:
+/// twice the 60 s a closed connection stays in TIME_WAIT on Linux.
+pub const SWEEP_SECONDS: u64 = 120;
 
 pub struct SourcePortAllocator {
     /// Lowest port of the range, rounded up so that `base & mask == 0`.
@@ -43,12 +58,17 @@ pub struct SourcePortAllocator {
     count: u32,
     stride: u32,
     core: u32,
-    cursors: Box<[u32; CURSORS]>,
+    /// Wall-clock seconds (Unix time) at the caller's second 0.
+    epoch: u64,
+    /// Positions in the port sequence (`% count` is the index).
+    cursors: Box<[u64; CURSORS]>,
 }
 
 impl SourcePortAllocator {
-    /// Ports in `[first, last]` whose low bits equal `core` among `cores`.
-    pub fn new(first: u16, last: u16, core: usize, cores: usize) -> SourcePortAllocator {
+    /// Ports in `[first, last]` whose low bits equal `core` among `cores`;
+    /// `epoch` is the Unix time of the caller's second 0 (see the module
+    /// docs on restarts; 0 where it does not matter).
+    pub fn new(first: u16, last: u16, core: usize, cores: usize, epoch: u64) -> SourcePortAllocator {
         let stride = (cores.max(1) as u32).next_power_of_two();
         let base = u32::from(first).div_ceil(stride) * stride;
         let core = core as u32 % stride;
@@ -61,6 +81,7 @@ impl SourcePortAllocator {
             count,
             stride,
             core,
+            epoch,
             cursors: Box::new([0; CURSORS]),
         }
     }
@@ -83,14 +104,15 @@ impl SourcePortAllocator {
         (self.stride - 1) as u16
     }
 
-    /// Offers candidate ports for a flow to `backend`, in this backend's order,
-    /// until `is_free` accepts one (it checks the flow table for a live
-    /// mapping) or `tries` candidates were refused.
+    /// Offers candidate ports for a flow to `backend` at the caller's second
+    /// `now`, in this backend's order, until `is_free` accepts one (it checks
+    /// the flow table for a live mapping) or `tries` candidates were refused.
     #[inline]
     pub fn allocate(
         &mut self,
         backend: &Addr,
         backend_port: u16,
+        now: u32,
         tries: u32,
         mut is_free: impl FnMut(u16) -> bool,
     ) -> Option<u16> {
@@ -107,10 +129,12 @@ impl SourcePortAllocator {
             backend.0[14],
             backend.0[15],
         ]);
+        let line = (self.epoch + u64::from(now)) * u64::from(self.count) / SWEEP_SECONDS;
         let cursor = &mut self.cursors[(mix64(lanes ^ u64::from(backend_port)) as usize) % CURSORS];
+        *cursor = (*cursor).max(line);
         for _ in 0..tries {
-            let index = *cursor % self.count;
-            *cursor = cursor.wrapping_add(1);
+            let index = (*cursor % u64::from(self.count)) as u32;
+            *cursor += 1;
             let port = (self.base + index * self.stride + self.core) as u16;
             if is_free(port) {
                 return Some(port);
@@ -131,10 +155,10 @@ mod tests {
         let backend: Addr = Ipv4Addr::new(10, 0, 0, 1).into();
         let mut seen = HashSet::new();
         for core in 0..3 {
-            let mut alloc = SourcePortAllocator::new(1024, 65535, core, 3);
+            let mut alloc = SourcePortAllocator::new(1024, 65535, core, 3, 0);
             assert_eq!(alloc.mask(), 3);
             for _ in 0..alloc.capacity() {
-                let p = alloc.allocate(&backend, 80, 1, |_| true).unwrap();
+                let p = alloc.allocate(&backend, 80, 0, 1, |_| true).unwrap();
                 assert!(p >= 1024);
                 assert_eq!(u32::from(p) & 3, core as u32);
                 assert!(seen.insert(p), "port {p} handed out twice");
@@ -146,9 +170,9 @@ mod tests {
     fn owner_names_the_core_that_hands_a_port_out() {
         let backend: Addr = Ipv4Addr::new(10, 0, 0, 1).into();
         for core in 0..3 {
-            let mut alloc = SourcePortAllocator::new(1024, 65535, core, 3);
+            let mut alloc = SourcePortAllocator::new(1024, 65535, core, 3, 0);
             for _ in 0..100 {
-                let p = alloc.allocate(&backend, 80, 1, |_| true).unwrap();
+                let p = alloc.allocate(&backend, 80, 0, 1, |_| true).unwrap();
                 assert_eq!(alloc.owner(p), Some(core));
             }
             assert_eq!(alloc.owner(22), None, "below the range");
@@ -159,20 +183,59 @@ mod tests {
     #[test]
     fn a_backend_sees_a_port_again_only_after_a_full_cycle() {
         let backend: Addr = Ipv4Addr::new(10, 0, 0, 1).into();
-        let mut alloc = SourcePortAllocator::new(1024, 65535, 1, 2);
-        let first = alloc.allocate(&backend, 80, 1, |_| true);
+        let mut alloc = SourcePortAllocator::new(1024, 65535, 1, 2, 0);
+        let first = alloc.allocate(&backend, 80, 0, 1, |_| true);
         for _ in 1..alloc.capacity() {
-            assert_ne!(alloc.allocate(&backend, 80, 1, |_| true), first);
+            assert_ne!(alloc.allocate(&backend, 80, 0, 1, |_| true), first);
         }
-        assert_eq!(alloc.allocate(&backend, 80, 1, |_| true), first);
+        assert_eq!(alloc.allocate(&backend, 80, 0, 1, |_| true), first);
     }
 
     #[test]
     fn busy_ports_are_skipped_and_exhaustion_is_reported() {
         let backend: Addr = Ipv4Addr::new(10, 0, 0, 1).into();
-        let mut alloc = SourcePortAllocator::new(2000, 2003, 0, 1);
+        let mut alloc = SourcePortAllocator::new(2000, 2003, 0, 1, 0);
         assert_eq!(alloc.capacity(), 4);
-        assert_eq!(alloc.allocate(&backend, 80, 4, |p| p == 2002), Some(2002));
-        assert_eq!(alloc.allocate(&backend, 80, 8, |_| false), None);
+        assert_eq!(alloc.allocate(&backend, 80, 0, 4, |p| p == 2002), Some(2002));
+        assert_eq!(alloc.allocate(&backend, 80, 0, 8, |_| false), None);
+    }
+
+    #[test]
+    fn a_restarted_allocator_starts_ahead_of_its_predecessors_recent_ports() {
+        // One core, 32,768 ports: the line moves ~273 ports a second. The
+        // first process hands out 100 ports a second to one backend for 50 s,
+        // then a second one starts and does the same for 60 s: none of its
+        // ports is one the first used within the last 60 s.
+        let backend: Addr = Ipv4Addr::new(10, 0, 0, 1).into();
+        let epoch = 1_800_000_000;
+        let mut first = SourcePortAllocator::new(32768, 65535, 0, 1, epoch);
+        let mut last_used = std::collections::HashMap::new();
+        for second in 0..50u32 {
+            for _ in 0..100 {
+                let p = first.allocate(&backend, 80, second, 1, |_| true).unwrap();
+                last_used.insert(p, u64::from(second));
+            }
+        }
+        let restart = epoch + 50;
+        let mut second_process = SourcePortAllocator::new(32768, 65535, 0, 1, restart);
+        for second in 0..60u32 {
+            for _ in 0..100 {
+                let p = second_process.allocate(&backend, 80, second, 1, |_| true).unwrap();
+                if let Some(&used) = last_used.get(&p) {
+                    let age = 50 + u64::from(second) - used;
+                    assert!(age >= 60, "port {p} reused {age} s after the first process used it");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_idle_cursor_catches_up_with_the_line() {
+        let backend: Addr = Ipv4Addr::new(10, 0, 0, 1).into();
+        let mut alloc = SourcePortAllocator::new(32768, 65535, 0, 1, 0);
+        let at_zero = alloc.allocate(&backend, 80, 0, 1, |_| true).unwrap();
+        let later = alloc.allocate(&backend, 80, 60, 1, |_| true).unwrap();
+        // Half the sweep later: half the range further on.
+        assert_eq!(u32::from(later) - u32::from(at_zero), 32768 / 2);
     }
 }
