@@ -223,6 +223,16 @@ class Bench:
     def start_appliance(self, config, count):
         t = time.monotonic()
         name = "switchyard-%d" % count
+        # Each instance masquerades with an address of its own: the servers
+        # still hold the previous instance's connections in TIME_WAIT (60 s),
+        # and a new process cannot know which of its source ports those used
+        # (see dataplane/src/flow/ports.rs); a new address meets none of them.
+        self.instances = getattr(self, "instances", 0) + 1
+        with open(config) as f:
+            text = f.read()
+        config = config.replace(".toml", "-%d.toml" % self.instances)
+        with open(config, "w") as f:
+            f.write(text.replace('ipv4 = "10.245.0.254"', 'ipv4 = "10.245.0.%d"' % (254 - self.instances % 200)))
         # Its worker pins itself to CPU 1 (the config); the control thread runs
         # on CPU 0 with the load.
         self.appliance = self.procs.start(name, nsx("sye-ap", "nice", "-n", str(self.args.nice), self.args.binary, "run", "-c", config))
