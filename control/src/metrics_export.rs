@@ -27,6 +27,20 @@ fn describe() {
     describe_counter!("switchyard_tx_bytes_total", "Bytes transmitted by a worker core");
     describe_counter!("switchyard_slow_path_packets_total", "Packets handed to the slow path");
     describe_counter!("switchyard_handed_off_total", "Replies passed to the core that owns their flow");
+    describe_counter!("switchyard_slow_path_arp_replies_total", "ARP replies the slow path sent");
+    describe_counter!("switchyard_slow_path_nd_advertisements_total", "Neighbor Advertisements the slow path sent");
+    describe_counter!("switchyard_slow_path_echo_replies_total", "ICMP and ICMPv6 echo replies the slow path sent");
+    describe_counter!(
+        "switchyard_slow_path_rejects_total",
+        "Connections to a Service without endpoints refused (TCP reset, ICMP port unreachable)"
+    );
+    describe_counter!("switchyard_slow_path_arp_requests_total", "ARP requests sent to resolve backends and next hops");
+    describe_counter!(
+        "switchyard_slow_path_nd_solicitations_total",
+        "Neighbor Solicitations sent to resolve IPv6 backends and next hops"
+    );
+    describe_counter!("switchyard_slow_path_unhandled_total", "Frames the slow path did not answer or could not parse");
+    describe_gauge!("switchyard_neighbours_learned", "Neighbours learned from ARP and neighbour discovery");
     describe_counter!("switchyard_flows_created_total", "New flows");
     describe_counter!("switchyard_flow_evictions_total", "Live flows evicted from a full flow table bucket");
     describe_counter!("switchyard_drops_total", "Dropped packets, by reason");
