@@ -76,7 +76,9 @@ impl PodManager {
                 (c.id, (uid, c.state))
             })
             .collect();
-        let first = self.relisted.is_empty();
+        // The first relist finds every container new and wakes every
+        // worker once: harmless, and no special case (an empty last list
+        // is also what a node without pods has).
         let mut changed: HashSet<&String> = HashSet::new();
         for (id, (uid, state)) in &now {
             if self.relisted.get(id).is_none_or(|(_, before)| before != state) {
@@ -88,11 +90,9 @@ impl PodManager {
                 changed.insert(uid);
             }
         }
-        if !first {
-            for uid in changed {
-                if let Some(w) = self.workers.get(uid) {
-                    let _ = w.inbox.send(WorkerMessage::Wake);
-                }
+        for uid in changed {
+            if let Some(w) = self.workers.get(uid) {
+                let _ = w.inbox.send(WorkerMessage::Wake);
             }
         }
         self.relisted = now;

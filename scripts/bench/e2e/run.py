@@ -231,8 +231,11 @@ class Bench:
         with open(config) as f:
             text = f.read()
         config = config.replace(".toml", "-%d.toml" % self.instances)
+        masq = 'ipv4 = "10.245.0.254"'
+        if masq not in text:
+            raise BenchError("the appliance config has no %s line to give this instance its own address" % masq)
         with open(config, "w") as f:
-            f.write(text.replace('ipv4 = "10.245.0.254"', 'ipv4 = "10.245.0.%d"' % (254 - self.instances % 200)))
+            f.write(text.replace(masq, 'ipv4 = "10.245.0.%d"' % (254 - self.instances % 200)))
         # Its worker pins itself to CPU 1 (the config); the control thread runs
         # on CPU 0 with the load.
         self.appliance = self.procs.start(name, nsx("sye-ap", "nice", "-n", str(self.args.nice), self.args.binary, "run", "-c", config))
