@@ -99,6 +99,10 @@ struct Headers {
     ttl: u8,
     key: FlowKey,
     tcp_flags: u8,
+    /// The common frame the compiled rewrite is for: untagged Ethernet,
+    /// IPv4 without options, a whole TCP or UDP header (see
+    /// [`parse_plain_ipv4`]).
+    plain: bool,
 }
 
 const TCP_FIN: u8 = TcpFlags::FIN;
@@ -214,6 +218,19 @@ impl Pipeline {
         // place (no copy of the action).
         if let Some(slot) = self.flows.lookup(&headers.key, hash, now) {
             let entry = self.flows.entry(slot);
+            // Most packets: a segment that changes nothing in an open flow,
+            // in the common frame. The rewrite compiled with the flow
+            // writes it.
+            let no_state_change = headers.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) == 0;
+            if headers.plain && no_state_change && entry.state == FlowState::Open && entry.rewrite.is_some() {
+                let expires = now.saturating_add(self.timeout(FlowState::Open, headers.key.proto));
+                self.flows.touch(slot, FlowState::Open, expires);
+                let entry = self.flows.entry(slot);
+                if !entry.rewrite.apply(frame) {
+                    return self.drop(DropReason::BadLength);
+                }
+                return Verdict::Forward(entry.action.tx_port);
+            }
             if reopens(entry, headers) {
                 // A new connection on the 5-tuple of one that has closed:
                 // a new flow, with a backend chosen now, as conntrack does
@@ -512,7 +529,8 @@ fn parse_general(frame: &[u8]) -> Result<Headers, Parsed> {
         IpProtocol::ICMP => return Err(Parsed::SlowPath),
         _ => return Err(Parsed::Drop(DropReason::Unsupported)),
     };
-    Ok(Headers { l3, v4, ttl, key: FlowKey { src, dst, src_port, dst_port, proto: protocol }, tcp_flags })
+    let key = FlowKey { src, dst, src_port, dst_port, proto: protocol };
+    Ok(Headers { l3, v4, ttl, key, tcp_flags, plain: false })
 }
 
 /// The common case at fixed offsets: an untagged Ethernet frame with an
@@ -560,6 +578,7 @@ fn parse_plain_ipv4(frame: &[u8]) -> Option<Headers> {
         ttl: h[22],
         key: FlowKey { src: addr(26), dst: addr(30), src_port: port(34), dst_port: port(36), proto: protocol },
         tcp_flags,
+        plain: true,
     })
 }
 
@@ -702,7 +721,8 @@ mod tests {
                 total += 1;
                 if let Some(h) = parse_plain_ipv4(&f) {
                     fast += 1;
-                    assert_eq!(Ok(h), parse_general(&f), "frame {f:02x?}");
+                    assert!(h.plain);
+                    assert_eq!(Ok(Headers { plain: false, ..h }), parse_general(&f), "frame {f:02x?}");
                 }
             }
         }

@@ -434,9 +434,14 @@ proptest! {
             Transport::Tcp { src_port: sport, dst_port: 80, flags: 0x18, seq: 7, ack: 9 }
         };
         let mut f = FrameSpec { src_mac: CLIENT_MAC, dst_mac: PORT_MAC[0], src: client(c), dst: IpAddr::V4(VIP), ttl, transport, payload: &payload }.build().unwrap();
+        let mut again = f.clone();
         prop_assert_eq!(p.process(&snap, 0, &mut f, 1), Verdict::Forward(1));
         let out = inspect(&f); // asserts the checksums
         prop_assert_eq!(out.ttl, ttl - 1);
+        // The next packet takes the established flow's compiled rewrite:
+        // the same bytes as the first packet's rewrite, computed apart.
+        prop_assert_eq!(p.process(&snap, 0, &mut again, 1), Verdict::Forward(1));
+        prop_assert_eq!(again, f);
     }
 }
 

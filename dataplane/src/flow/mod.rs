@@ -3,9 +3,11 @@
 pub mod key;
 mod memory;
 pub mod ports;
+pub mod rewrite;
 pub mod table;
 
 pub use key::FlowKey;
 pub use memory::Placement;
 pub use ports::SourcePortAllocator;
+pub use rewrite::Ipv4Rewrite;
 pub use table::{FlowEntry, FlowState, FlowTable, InsertOutcome, NatAction, SlotId};

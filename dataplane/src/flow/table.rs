@@ -12,6 +12,7 @@
 
 use super::key::FlowKey;
 use super::memory::{Array, Placement};
+use super::rewrite::Ipv4Rewrite;
 use crate::tables::{Addr, PortId};
 use crate::wire::MacAddr;
 
@@ -52,6 +53,15 @@ pub struct FlowEntry {
     /// Whether this is the reply direction of its flow.
     pub is_reply: bool,
     peer: u32,
+    /// `action` compiled for the common IPv4 frame.
+    pub rewrite: Ipv4Rewrite,
+}
+
+impl FlowEntry {
+    fn new(key: FlowKey, action: NatAction, state: FlowState, is_reply: bool, peer: u32) -> FlowEntry {
+        let rewrite = Ipv4Rewrite::compile(&key, &action);
+        FlowEntry { key, action, state, is_reply, peer, rewrite }
+    }
 }
 
 /// A bucket's tags and expiry seconds: one cache line.
@@ -288,7 +298,7 @@ impl FlowTable {
     ) -> (SlotId, InsertOutcome) {
         let mut outcome = InsertOutcome::default();
         let slot = self.claim(hash, now, usize::MAX, &mut outcome);
-        let entry = FlowEntry { key, action, state: FlowState::Open, is_reply: false, peer: NO_PEER };
+        let entry = FlowEntry::new(key, action, FlowState::Open, false, NO_PEER);
         self.write(slot, hash, entry, expires_at);
         (slot as SlotId, outcome)
     }
@@ -307,19 +317,9 @@ impl FlowTable {
         let f = self.claim(forward.1, now, usize::MAX, &mut outcome);
         // Written before the reply's way is chosen, so that an eviction there
         // cannot pick the forward entry's way.
-        self.write(
-            f,
-            forward.1,
-            FlowEntry { key: forward.0, action: forward.2, state, is_reply: false, peer: NO_PEER },
-            expires_at,
-        );
+        self.write(f, forward.1, FlowEntry::new(forward.0, forward.2, state, false, NO_PEER), expires_at);
         let r = self.claim(reply.1, now, f, &mut outcome);
-        self.write(
-            r,
-            reply.1,
-            FlowEntry { key: reply.0, action: reply.2, state, is_reply: true, peer: f as u32 },
-            expires_at,
-        );
+        self.write(r, reply.1, FlowEntry::new(reply.0, reply.2, state, true, f as u32), expires_at);
         self.slots[f].peer = r as u32;
         (f as SlotId, outcome)
     }

@@ -91,6 +91,23 @@ impl Delta {
     pub fn apply(self, check: u16) -> u16 {
         !fold(u64::from(!check) + self.0)
     }
+
+    /// The changes as one folded 16-bit one's-complement sum, for a delta
+    /// computed once and applied to many packets ([`apply_folded`]).
+    #[inline]
+    pub fn folded(self) -> u16 {
+        fold(self.0)
+    }
+}
+
+/// The checksum `check` after changes whose [`Delta::folded`] sum is
+/// `delta`. One fold is enough: the sum of two 16-bit numbers fits in 17
+/// bits. Both may be in either byte order, as long as it is the same one
+/// (RFC 1071 §2(B)), so a field can be updated as read from memory.
+#[inline(always)]
+pub fn apply_folded(check: u16, delta: u16) -> u16 {
+    let acc = u32::from(!check) + u32::from(delta);
+    !(((acc & 0xFFFF) + (acc >> 16)) as u16)
 }
 
 /// One's-complement addition of two 16-bit sums.
