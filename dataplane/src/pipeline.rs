@@ -85,10 +85,18 @@ impl Default for PipelineConfig {
     }
 }
 
-/// A frame after [`Pipeline::prepare`]: its headers and flow hash, or what
-/// parsing already decided.
-#[derive(Clone, Copy)]
-pub struct Prepared(Result<(Headers, u64), Parsed>);
+/// A frame after [`Pipeline::prepare`]: whether it is the common frame
+/// ([`parse_plain_ipv4`] accepted it) and then its flow hash.
+///
+/// Only these two words are kept between the passes. The headers are read
+/// again from the frame (in L1 by then) when it is finished: a whole
+/// parse result, stored field by field and copied, cost more in stalled
+/// wide loads than reading a dozen bytes twice.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Prepared {
+    hash: u64,
+    plain: bool,
+}
 
 /// Where the headers of a parsed packet are, and its flow key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,8 +165,14 @@ impl Pipeline {
     /// [`Pipeline::finish`] in a row, for callers with a single packet.
     #[inline]
     pub fn process(&mut self, snap: &Snapshot, ingress: PortId, frame: &mut [u8], now: u32) -> Verdict {
-        let prepared = self.prepare(frame);
-        self.finish(snap, ingress, frame, &prepared, now)
+        match parse(frame) {
+            Ok(headers) => {
+                let hash = headers.key.hash();
+                self.forward(snap, ingress, frame, &headers, hash, now)
+            }
+            Err(Parsed::SlowPath) => Verdict::SlowPath,
+            Err(Parsed::Drop(reason)) => self.drop(reason),
+        }
     }
 
     /// First stage, run over a whole burst before the next: parse the
@@ -167,15 +181,18 @@ impl Pipeline {
     /// packet's lookup is a cache (and TLB) miss; started for the whole
     /// burst at once, those misses overlap instead of queuing one behind
     /// the other.
+    ///
+    /// Only the common frame is prepared; the others are parsed in full
+    /// when they are finished.
     #[inline]
     pub fn prepare(&self, frame: &[u8]) -> Prepared {
-        match parse(frame) {
-            Ok(headers) => {
+        match parse_plain_ipv4(frame) {
+            Some(headers) => {
                 let hash = headers.key.hash();
                 self.flows.prefetch_bucket(hash);
-                Prepared(Ok((headers, hash)))
+                Prepared { hash, plain: true }
             }
-            Err(early) => Prepared(Err(early)),
+            None => Prepared { hash: 0, plain: false },
         }
     }
 
@@ -183,8 +200,8 @@ impl Pipeline {
     /// whose tag matches.
     #[inline]
     pub fn prefetch(&self, prepared: &Prepared) {
-        if let Ok((_, hash)) = prepared.0 {
-            self.flows.prefetch_entry(hash);
+        if prepared.plain {
+            self.flows.prefetch_entry(prepared.hash);
         }
     }
 
@@ -199,11 +216,28 @@ impl Pipeline {
         prepared: &Prepared,
         now: u32,
     ) -> Verdict {
-        let (headers, hash) = match &prepared.0 {
-            Ok((headers, hash)) => (headers, *hash),
-            Err(Parsed::SlowPath) => return Verdict::SlowPath,
-            Err(Parsed::Drop(reason)) => return self.drop(*reason),
-        };
+        if !prepared.plain {
+            return self.process(snap, ingress, frame, now);
+        }
+        match read_plain_ipv4(frame) {
+            Some(headers) => self.forward(snap, ingress, frame, &headers, prepared.hash, now),
+            // Not the frame that was prepared (a caller's mistake): parsed
+            // in full, nothing is assumed.
+            None => self.process(snap, ingress, frame, now),
+        }
+    }
+
+    /// The verdict for a parsed frame, and its rewrite.
+    #[inline(always)]
+    fn forward(
+        &mut self,
+        snap: &Snapshot,
+        ingress: PortId,
+        frame: &mut [u8],
+        headers: &Headers,
+        hash: u64,
+        now: u32,
+    ) -> Verdict {
         // A router may not forward a packet whose TTL would reach 0; what is
         // addressed to the appliance itself (and is no NAT reply) is
         // delivered, not forwarded.
@@ -551,25 +585,33 @@ fn parse_plain_ipv4(frame: &[u8]) -> Option<Headers> {
         return None;
     }
     let transport_len = total_len - 20;
-    let protocol = h[23];
-    let tcp_flags = match protocol {
+    match h[23] {
         IpProtocol::TCP => {
-            let (&data_offset, &flags) = (frame.get(46)?, frame.get(47)?);
+            let data_offset = *frame.get(46)?;
             let header_len = usize::from(data_offset >> 4) * 4;
             if transport_len < 20 || header_len < 20 || header_len > transport_len {
                 return None;
             }
-            flags
         }
         IpProtocol::UDP => {
             let length = usize::from(u16::from_be_bytes([h[38], h[39]]));
             if length < 8 || length > transport_len {
                 return None;
             }
-            0
         }
         _ => return None,
-    };
+    }
+    read_plain_ipv4(frame)
+}
+
+/// The headers of a frame [`parse_plain_ipv4`] has accepted, read without
+/// checking again. On other bytes it reads garbage, or gives `None` if the
+/// frame is too short; it never panics.
+#[inline(always)]
+fn read_plain_ipv4(frame: &[u8]) -> Option<Headers> {
+    let h: &[u8; 42] = frame.first_chunk()?;
+    let protocol = h[23];
+    let tcp_flags = if protocol == IpProtocol::TCP { *frame.get(47)? } else { 0 };
     let addr = |at: usize| Addr::from_v4_octets([h[at], h[at + 1], h[at + 2], h[at + 3]]);
     let port = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
     Some(Headers {
