@@ -11,7 +11,7 @@ use crossbeam::queue::ArrayQueue;
 
 use crate::pipeline::{Pipeline, PipelineConfig, Prepared, Verdict};
 use crate::port::{PacketBuf, PortQueue, BURST};
-use crate::stats::{CoreStats, DropReason};
+use crate::stats::{CoreStats, Counters, DropReason};
 use crate::tables::{PortId, Snapshot, SnapshotReader};
 
 /// A packet passed between threads with the port it came in on: to the slow
@@ -132,8 +132,11 @@ impl<Q: PortQueue> Worker<Q> {
             for p in prepared.iter() {
                 pipeline.prefetch(p);
             }
-            for (buf, p) in rx.drain(..).zip(prepared.iter()) {
-                handle(pipeline, snap, &mut out, port as PortId, buf, Some(p), now);
+            for (mut buf, p) in rx.drain(..).zip(prepared.iter()) {
+                match pipeline.forward_established(buf.data_mut(), p, now) {
+                    Some(egress) => enqueue(&mut pipeline.counters, out.tx, egress, buf),
+                    None => handle(pipeline, snap, &mut out, port as PortId, buf, Some(p), now),
+                }
             }
         }
         // Replies other cores received for flows of this one (counted as
@@ -185,6 +188,16 @@ impl<Q: PortQueue> Worker<Q> {
     }
 }
 
+/// Queues a forwarded packet on its egress port's batch.
+#[inline(always)]
+fn enqueue<B>(counters: &mut Counters, tx: &mut [Vec<B>], egress: PortId, buf: B) {
+    match tx.get_mut(usize::from(egress)) {
+        Some(batch) if batch.len() < batch.capacity() => batch.push(buf),
+        Some(_) => counters.drop(DropReason::TxFull),
+        None => counters.drop(DropReason::NoRoute),
+    }
+}
+
 /// Runs one packet through the pipeline (the rest of it, when the first
 /// stage was run over the burst) and puts it where the verdict says.
 /// Dropping a buffer returns it to its pool.
@@ -203,11 +216,7 @@ fn handle<B: PacketBuf>(
         None => pipeline.process(snap, port, buf.data_mut(), now),
     };
     match verdict {
-        Verdict::Forward(egress) => match out.tx.get_mut(usize::from(egress)) {
-            Some(batch) if batch.len() < batch.capacity() => batch.push(buf),
-            Some(_) => pipeline.counters.drop(DropReason::TxFull),
-            None => pipeline.counters.drop(DropReason::NoRoute),
-        },
+        Verdict::Forward(egress) => enqueue(&mut pipeline.counters, out.tx, egress, buf),
         Verdict::SlowPath => {
             if out.slow_path.push(SlowPacket { port, buf }).is_err() {
                 pipeline.counters.drop(DropReason::SlowPathFull);

@@ -227,6 +227,39 @@ impl Pipeline {
         }
     }
 
+    /// The path of most packets, taken before [`Pipeline::finish`]: a
+    /// prepared common frame of an open flow that changes no state (no SYN,
+    /// FIN or RST). Rewrites it with the flow's compiled rewrite, refreshes
+    /// the flow and returns the egress port. Any other frame gets `None`
+    /// with nothing changed, and goes through [`Pipeline::finish`].
+    #[inline(always)]
+    pub fn forward_established(&mut self, frame: &mut [u8], prepared: &Prepared, now: u32) -> Option<PortId> {
+        if !prepared.plain {
+            return None;
+        }
+        let headers = read_plain_ipv4(frame)?;
+        self.established(frame, &headers, prepared.hash, now)
+    }
+
+    /// See [`Pipeline::forward_established`].
+    #[inline(always)]
+    fn established(&mut self, frame: &mut [u8], headers: &Headers, hash: u64, now: u32) -> Option<PortId> {
+        let changes_state = headers.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0;
+        if !headers.plain || changes_state || headers.ttl <= 1 {
+            return None;
+        }
+        let slot = self.flows.lookup(&headers.key, hash, now)?;
+        let entry = self.flows.entry(slot);
+        // `apply` changes nothing when it refuses (no compiled rewrite).
+        if entry.state != FlowState::Open || !entry.rewrite.apply(frame) {
+            return None;
+        }
+        let tx_port = entry.action.tx_port;
+        let expires = now.saturating_add(self.timeout(FlowState::Open, headers.key.proto));
+        self.flows.refresh(slot, expires);
+        Some(tx_port)
+    }
+
     /// The verdict for a parsed frame, and its rewrite.
     #[inline(always)]
     fn forward(
@@ -248,23 +281,13 @@ impl Pipeline {
             return self.drop(DropReason::TtlExpired);
         }
 
-        // The established flow: refresh it and rewrite from its entry in
-        // place (no copy of the action).
+        if let Some(tx_port) = self.established(frame, headers, hash, now) {
+            return Verdict::Forward(tx_port);
+        }
+        // An established flow whose state changes, or in a less common
+        // frame: refresh it and rewrite from its entry in place.
         if let Some(slot) = self.flows.lookup(&headers.key, hash, now) {
             let entry = self.flows.entry(slot);
-            // Most packets: a segment that changes nothing in an open flow,
-            // in the common frame. The rewrite compiled with the flow
-            // writes it.
-            let no_state_change = headers.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) == 0;
-            if headers.plain && no_state_change && entry.state == FlowState::Open && entry.rewrite.is_some() {
-                let expires = now.saturating_add(self.timeout(FlowState::Open, headers.key.proto));
-                self.flows.touch(slot, FlowState::Open, expires);
-                let entry = self.flows.entry(slot);
-                if !entry.rewrite.apply(frame) {
-                    return self.drop(DropReason::BadLength);
-                }
-                return Verdict::Forward(entry.action.tx_port);
-            }
             if reopens(entry, headers) {
                 // A new connection on the 5-tuple of one that has closed:
                 // a new flow, with a backend chosen now, as conntrack does

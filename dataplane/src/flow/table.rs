@@ -236,6 +236,17 @@ impl FlowTable {
         }
     }
 
+    /// Extends an open entry and its peer to `expires_at`. Another packet
+    /// in the same second, the common case, only compares.
+    #[inline(always)]
+    pub fn refresh(&mut self, slot: SlotId, expires_at: u32) {
+        let (bucket, way) = split(slot as usize);
+        if self.meta.get(bucket).is_some_and(|m| m.expires[way] == expires_at) {
+            return;
+        }
+        self.touch(slot, FlowState::Open, expires_at);
+    }
+
     /// Removes an entry and its peer.
     pub fn remove(&mut self, slot: SlotId) {
         let peer = self.clear(slot as usize);
