@@ -233,28 +233,47 @@ impl Pipeline {
     /// the flow and returns the egress port. Any other frame gets `None`
     /// with nothing changed, and goes through [`Pipeline::finish`].
     #[inline(always)]
-    pub fn forward_established(&mut self, frame: &mut [u8], prepared: &Prepared, now: u32) -> Option<PortId> {
+    pub fn forward_established(
+        &mut self,
+        snap: &Snapshot,
+        frame: &mut [u8],
+        prepared: &Prepared,
+        now: u32,
+    ) -> Option<PortId> {
         if !prepared.plain {
             return None;
         }
         let headers = read_plain_ipv4(frame)?;
-        self.established(frame, &headers, prepared.hash, now)
+        self.established(snap, frame, &headers, prepared.hash, now)
     }
 
     /// See [`Pipeline::forward_established`].
     #[inline(always)]
-    fn established(&mut self, frame: &mut [u8], headers: &Headers, hash: u64, now: u32) -> Option<PortId> {
+    fn established(
+        &mut self,
+        snap: &Snapshot,
+        frame: &mut [u8],
+        headers: &Headers,
+        hash: u64,
+        now: u32,
+    ) -> Option<PortId> {
         let changes_state = headers.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0;
         if !headers.plain || changes_state || headers.ttl <= 1 {
             return None;
         }
         let slot = self.flows.lookup(&headers.key, hash, now)?;
         let entry = self.flows.entry(slot);
-        // `apply` changes nothing when it refuses (no compiled rewrite).
-        if entry.state != FlowState::Open || !entry.rewrite.apply(frame) {
+        if entry.state != FlowState::Open || !entry.is_compiled() {
             return None;
         }
-        let tx_port = entry.action.tx_port;
+        let tx_port = entry.tx_port;
+        // The source MAC is the egress port's (ports keep their MACs for
+        // the life of the process).
+        let src_mac = &snap.ports.get(usize::from(tx_port))?.mac;
+        // `apply` changes nothing when it refuses.
+        if !entry.rewrite.apply(frame, headers.key.proto, src_mac) {
+            return None;
+        }
         let expires = now.saturating_add(self.timeout(FlowState::Open, headers.key.proto));
         self.flows.refresh(slot, expires);
         Some(tx_port)
@@ -281,7 +300,7 @@ impl Pipeline {
             return self.drop(DropReason::TtlExpired);
         }
 
-        if let Some(tx_port) = self.established(frame, headers, hash, now) {
+        if let Some(tx_port) = self.established(snap, frame, headers, hash, now) {
             return Verdict::Forward(tx_port);
         }
         // An established flow whose state changes, or in a less common
@@ -296,10 +315,10 @@ impl Pipeline {
                 self.flows.remove(slot);
                 return self.new_connection(snap, ingress, frame, headers, hash, now);
             }
-            let state = next_state(entry.state, entry.is_reply, headers.tcp_flags, headers.key.proto);
+            let state = next_state(entry.state, entry.is_reply(), headers.tcp_flags, headers.key.proto);
             let expires = now.saturating_add(self.timeout(state, headers.key.proto));
             self.flows.touch(slot, state, expires);
-            let action = &self.flows.entry(slot).action;
+            let action = self.flows.action(slot);
             let tx_port = action.tx_port;
             if !rewrite(frame, headers, action) {
                 return self.drop(DropReason::BadLength);
@@ -446,7 +465,7 @@ impl Pipeline {
         let affinity_hash = affinity.hash();
         let expires = now.saturating_add(service.affinity_timeout_s);
         if let Some(slot) = self.flows.lookup(&affinity, affinity_hash, now) {
-            if let Some(remembered) = self.flows.get(slot).map(|e| (e.action.dst, e.action.dst_port)) {
+            if let Some(remembered) = self.flows.get_action(slot).map(|a| (a.dst, a.dst_port)) {
                 // Keep the client where it was while that backend still takes
                 // new flows.
                 let still_serving = service.backends.iter().any(|b| {
@@ -495,7 +514,7 @@ impl From<DropReason> for NewFlowError {
 fn reopens(entry: &crate::flow::FlowEntry, h: &Headers) -> bool {
     h.key.proto == proto::TCP
         && entry.state == FlowState::Closing
-        && !entry.is_reply
+        && !entry.is_reply()
         && h.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
 }
 

@@ -9,11 +9,16 @@
 //! the established-flow path writes 24 bytes and adds two constants
 //! instead of summing the changes again for every packet. Anything else
 //! (IPv6, VLAN tags, IP options, SCTP) takes the general rewrite.
+//!
+//! It is 22 bytes, so that with the key it fits the flow entry's one cache
+//! line: the source MAC, always the egress port's, and the protocol, the
+//! key's, are not repeated here.
 
 use super::key::FlowKey;
 use super::table::NatAction;
 use crate::tables::proto;
 use crate::wire::checksum::{apply_folded, Delta};
+use crate::wire::MacAddr;
 
 /// Offsets in the common frame: Ethernet (14), IPv4 (20), then TCP/UDP.
 const TTL: usize = 22;
@@ -23,12 +28,11 @@ const PORTS: usize = 34;
 const TCP_CHECKSUM: usize = 34 + 16;
 const UDP_CHECKSUM: usize = 34 + 6;
 
-/// See the module documentation. `protocol` 0 means "no compiled rewrite".
+/// See the module documentation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct Ipv4Rewrite {
-    /// Destination then source MAC, as on the wire.
-    macs: [u8; 12],
+    dst_mac: [u8; 6],
     /// New source then destination address, as on the wire.
     addresses: [u8; 8],
     /// New source then destination port, as on the wire.
@@ -39,16 +43,15 @@ pub struct Ipv4Rewrite {
     /// as a native u16.
     ip_delta: u16,
     l4_delta: u16,
-    protocol: u8,
 }
 
 impl Ipv4Rewrite {
     /// The rewrite from `key` to `action`, if both are IPv4 and the
     /// protocol is TCP or UDP.
-    pub fn compile(key: &FlowKey, action: &NatAction) -> Ipv4Rewrite {
+    pub fn compile(key: &FlowKey, action: &NatAction) -> Option<Ipv4Rewrite> {
         let all_v4 = [key.src, key.dst, action.src, action.dst].iter().all(|a| a.is_v4());
         if !all_v4 || (key.proto != proto::TCP && key.proto != proto::UDP) {
-            return Ipv4Rewrite::default();
+            return None;
         }
         let (old_src, old_dst, new_src, new_dst) = (key.src.v4(), key.dst.v4(), action.src.v4(), action.dst.v4());
         let ports = |src: u16, dst: u16| u32::from(src) << 16 | u32::from(dst);
@@ -59,44 +62,36 @@ impl Ipv4Rewrite {
         let l4 = addresses.u32(ports(key.src_port, key.dst_port), ports(action.src_port, action.dst_port));
         let in_memory_order = |sum: u16| u16::from_ne_bytes(sum.to_be_bytes());
 
-        let mut macs = [0u8; 12];
-        macs[..6].copy_from_slice(&action.dst_mac.0);
-        macs[6..].copy_from_slice(&action.src_mac.0);
         let mut addresses = [0u8; 8];
         addresses[..4].copy_from_slice(&new_src.to_be_bytes());
         addresses[4..].copy_from_slice(&new_dst.to_be_bytes());
-        Ipv4Rewrite {
-            macs,
+        Some(Ipv4Rewrite {
+            dst_mac: action.dst_mac.0,
             addresses,
             ports: ports(action.src_port, action.dst_port).to_be_bytes(),
             ip_delta: in_memory_order(ip.folded()),
             l4_delta: in_memory_order(l4.folded()),
-            protocol: key.proto,
-        }
-    }
-
-    /// Whether there is a compiled rewrite.
-    #[inline]
-    pub fn is_some(&self) -> bool {
-        self.protocol != 0
+        })
     }
 
     /// Rewrites a common frame (see the module documentation) of this
-    /// flow: the parser has checked its layout, its TTL is above 1, and it
-    /// holds a whole TCP or UDP header. Returns false, changing nothing, if
-    /// the frame is too short for that, or there is no compiled rewrite.
+    /// flow, whose protocol is `protocol`, to leave from a port with MAC
+    /// `src_mac`: the parser has checked its layout, its TTL is above 1,
+    /// and it holds a whole TCP or UDP header. Returns false, changing
+    /// nothing, if the frame is too short for that or the protocol is
+    /// neither.
     #[inline(always)]
-    pub fn apply(&self, frame: &mut [u8]) -> bool {
-        match self.protocol {
+    pub fn apply(&self, frame: &mut [u8], protocol: u8, src_mac: &MacAddr) -> bool {
+        match protocol {
             proto::TCP => {
                 let Some(h) = frame.first_chunk_mut::<{ TCP_CHECKSUM + 2 }>() else { return false };
-                self.apply_ip(h);
+                self.apply_ip(h, src_mac);
                 update(h, TCP_CHECKSUM, self.l4_delta);
                 true
             }
             proto::UDP => {
                 let Some(h) = frame.first_chunk_mut::<{ UDP_CHECKSUM + 2 }>() else { return false };
-                self.apply_ip(h);
+                self.apply_ip(h, src_mac);
                 // 0 says "no checksum" and stays; a computed 0 is sent as
                 // 0xFFFF (RFC 768), the same number in one's complement.
                 if h[UDP_CHECKSUM..UDP_CHECKSUM + 2] != [0, 0] {
@@ -113,8 +108,9 @@ impl Ipv4Rewrite {
 
     /// MACs, TTL, addresses and ports, and the IPv4 header checksum.
     #[inline(always)]
-    fn apply_ip<const N: usize>(&self, h: &mut [u8; N]) {
-        h[..12].copy_from_slice(&self.macs);
+    fn apply_ip<const N: usize>(&self, h: &mut [u8; N], src_mac: &MacAddr) {
+        h[..6].copy_from_slice(&self.dst_mac);
+        h[6..12].copy_from_slice(&src_mac.0);
         h[TTL] = h[TTL].wrapping_sub(1);
         update(h, IP_CHECKSUM, self.ip_delta);
         h[ADDRESSES..ADDRESSES + 8].copy_from_slice(&self.addresses);
@@ -210,8 +206,8 @@ mod tests {
                 proto: if udp { proto::UDP } else { proto::TCP },
             };
             let a = action(Ipv4Addr::from(new[0]), Ipv4Addr::from(new[1]), new_ports[0], new_ports[1]);
-            let rewrite = Ipv4Rewrite::compile(&key, &a);
-            prop_assert!(rewrite.apply(&mut f));
+            let rewrite = Ipv4Rewrite::compile(&key, &a).expect("compiled");
+            prop_assert!(rewrite.apply(&mut f, key.proto, &a.src_mac));
             check_rewritten(&f, &a, ttl);
         }
     }
@@ -223,7 +219,7 @@ mod tests {
         f[UDP_CHECKSUM..UDP_CHECKSUM + 2].copy_from_slice(&[0, 0]);
         let key = FlowKey { src: src.into(), dst: dst.into(), src_port: 5000, dst_port: 53, proto: proto::UDP };
         let a = action(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 244, 0, 5), 40000, 5353);
-        assert!(Ipv4Rewrite::compile(&key, &a).apply(&mut f));
+        assert!(Ipv4Rewrite::compile(&key, &a).expect("compiled").apply(&mut f, proto::UDP, &a.src_mac));
         assert_eq!(&f[UDP_CHECKSUM..UDP_CHECKSUM + 2], &[0, 0]);
         check_rewritten(&f, &a, 64);
     }
@@ -238,14 +234,16 @@ mod tests {
             proto: proto::TCP,
         };
         let a = action(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), 3, 4);
-        assert!(!Ipv4Rewrite::compile(&v6, &a).is_some());
+        assert_eq!(Ipv4Rewrite::compile(&v6, &a), None);
         let sctp = FlowKey { src: a.src, dst: a.dst, src_port: 1, dst_port: 2, proto: proto::SCTP };
-        assert!(!Ipv4Rewrite::compile(&sctp, &a).is_some());
+        assert_eq!(Ipv4Rewrite::compile(&sctp, &a), None);
 
         let tcp = FlowKey { src: a.src, dst: a.dst, src_port: 1, dst_port: 2, proto: proto::TCP };
-        let rewrite = Ipv4Rewrite::compile(&tcp, &a);
+        let rewrite = Ipv4Rewrite::compile(&tcp, &a).expect("compiled");
         let mut short = vec![0u8; TCP_CHECKSUM + 1];
-        assert!(!rewrite.apply(&mut short));
+        assert!(!rewrite.apply(&mut short, proto::TCP, &a.src_mac));
         assert!(short.iter().all(|&b| b == 0), "a refused frame is unchanged");
+        let mut whole = vec![0u8; 80];
+        assert!(!rewrite.apply(&mut whole, proto::SCTP, &a.src_mac), "neither TCP nor UDP");
     }
 }

@@ -4,11 +4,15 @@
 //! Layout: buckets of [`WAYS`] slots. Each bucket has one 64-byte metadata
 //! line — the ways' tags (32-bit hash fragments, 0 = empty) and expiry
 //! seconds — so a lookup, and the choice of a way for an insert, touch one
-//! line; only a tag match reads a slot. Slots are 128 bytes, aligned, so an
-//! entry spans exactly two cache lines. A full bucket evicts the entry
-//! closest to expiry (counted by the caller). Entries never move, so a slot
-//! index is a stable handle: the two entries of a NAT flow (forward and
-//! reply) point at each other by index and live and die together.
+//! line; only a tag match reads a slot. A slot is split in two arrays by
+//! how often it is read: the entry ([`FlowEntry`], one aligned cache line:
+//! key, compiled IPv4 rewrite, egress port, state) that every packet of an
+//! established flow reads, and the rest (the full [`NatAction`] and the
+//! peer's slot) that only new flows, state changes, a new second and the
+//! less common frames read. A full bucket evicts the entry closest to
+//! expiry (counted by the caller). Entries never move, so a slot index is a
+//! stable handle: the two entries of a NAT flow (forward and reply) point
+//! at each other by index and live and die together.
 
 use super::key::FlowKey;
 use super::memory::{Array, Placement};
@@ -44,24 +48,49 @@ pub enum FlowState {
     Closing,
 }
 
+/// The part of a slot every packet of an established flow reads: one
+/// cache line.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C, align(64))]
 pub struct FlowEntry {
     pub key: FlowKey,
-    pub action: NatAction,
-    pub state: FlowState,
-    /// Whether this is the reply direction of its flow.
-    pub is_reply: bool,
-    peer: u32,
-    /// `action` compiled for the common IPv4 frame.
+    /// The action compiled for the common IPv4 frame; meaningful when
+    /// [`FlowEntry::is_compiled`].
     pub rewrite: Ipv4Rewrite,
+    /// The action's egress port.
+    pub tx_port: PortId,
+    pub state: FlowState,
+    flags: u8,
 }
 
+const REPLY: u8 = 1;
+const COMPILED: u8 = 2;
+
 impl FlowEntry {
-    fn new(key: FlowKey, action: NatAction, state: FlowState, is_reply: bool, peer: u32) -> FlowEntry {
-        let rewrite = Ipv4Rewrite::compile(&key, &action);
-        FlowEntry { key, action, state, is_reply, peer, rewrite }
+    fn new(key: FlowKey, action: &NatAction, state: FlowState, is_reply: bool) -> FlowEntry {
+        let compiled = Ipv4Rewrite::compile(&key, action);
+        let flags = if is_reply { REPLY } else { 0 } | if compiled.is_some() { COMPILED } else { 0 };
+        FlowEntry { key, rewrite: compiled.unwrap_or_default(), tx_port: action.tx_port, state, flags }
     }
+
+    /// Whether this is the reply direction of its flow.
+    #[inline]
+    pub fn is_reply(&self) -> bool {
+        self.flags & REPLY != 0
+    }
+
+    /// Whether `rewrite` holds the action (IPv4 TCP and UDP flows).
+    #[inline]
+    pub fn is_compiled(&self) -> bool {
+        self.flags & COMPILED != 0
+    }
+}
+
+/// The rest of a slot.
+#[derive(Clone, Copy, Debug, Default)]
+struct SlotRest {
+    action: NatAction,
+    peer: u32,
 }
 
 /// A bucket's tags and expiry seconds: one cache line.
@@ -79,6 +108,7 @@ pub type SlotId = u32;
 pub struct FlowTable {
     meta: Array<BucketMeta>,
     slots: Array<FlowEntry>,
+    rest: Array<SlotRest>,
     bucket_mask: usize,
     live: usize,
 }
@@ -114,8 +144,9 @@ impl FlowTable {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
         let (meta, meta_fallback) = Array::filled(buckets, BucketMeta::default(), placement);
         let (slots, slots_fallback) = Array::filled(buckets * WAYS, FlowEntry::default(), placement);
-        let table = FlowTable { meta, slots, bucket_mask: buckets - 1, live: 0 };
-        (table, meta_fallback.or(slots_fallback))
+        let (rest, rest_fallback) = Array::filled(buckets * WAYS, SlotRest::default(), placement);
+        let table = FlowTable { meta, slots, rest, bucket_mask: buckets - 1, live: 0 };
+        (table, meta_fallback.or(slots_fallback).or(rest_fallback))
     }
 
     /// Where the entries are: "heap" or "dpdk".
@@ -151,9 +182,8 @@ impl FlowTable {
     }
 
     /// Starts loading the entry whose tag matches `hash` (the second pass,
-    /// once the metadata line is in): both of its lines, since the action
-    /// spans them. A tag that matches a different key costs a wasted line,
-    /// nothing more.
+    /// once the metadata line is in). A tag that matches a different key
+    /// costs a wasted line, nothing more.
     #[inline]
     pub fn prefetch_entry(&self, hash: u64) {
         let bucket = self.bucket(hash);
@@ -161,9 +191,7 @@ impl FlowTable {
         let Some(meta) = self.meta.get(bucket) else { return };
         if let Some(way) = meta.tags.iter().position(|&t| t == tag) {
             if let Some(entry) = self.slots.get(bucket * WAYS + way) {
-                let first: *const FlowEntry = entry;
-                crate::prefetch::prefetch0(first);
-                crate::prefetch::prefetch0(first.cast::<u8>().wrapping_add(64));
+                crate::prefetch::prefetch0(entry);
             }
         }
     }
@@ -201,6 +229,19 @@ impl FlowTable {
         &self.slots[slot as usize]
     }
 
+    /// The full action of a slot that [`FlowTable::lookup`] just returned
+    /// (as [`FlowTable::entry`]).
+    #[inline]
+    pub fn action(&self, slot: SlotId) -> &NatAction {
+        &self.rest[slot as usize].action
+    }
+
+    /// The full action in `slot`, if there is an entry.
+    #[inline]
+    pub fn get_action(&self, slot: SlotId) -> Option<&NatAction> {
+        self.get(slot).map(|_| &self.rest[slot as usize].action)
+    }
+
     /// When the entry in `slot` expires (0 when empty).
     pub fn expires_at(&self, slot: SlotId) -> u32 {
         let (bucket, way) = split(slot as usize);
@@ -224,7 +265,7 @@ impl FlowTable {
         }
         meta.expires[way] = expires_at;
         entry.state = state;
-        let peer = entry.peer as usize;
+        let peer = self.rest[slot as usize].peer as usize;
         if peer != NO_PEER as usize {
             let (pb, pw) = split(peer);
             if let Some(m) = self.meta.get_mut(pb) {
@@ -262,7 +303,7 @@ impl FlowTable {
                 m.tags[way] = 0;
                 m.expires[way] = 0;
                 self.live -= 1;
-                self.slots[slot].peer
+                self.rest[slot].peer
             }
             _ => NO_PEER,
         }
@@ -290,11 +331,23 @@ impl FlowTable {
         base + way
     }
 
-    fn write(&mut self, slot: usize, hash: u64, entry: FlowEntry, expires_at: u32) {
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &mut self,
+        slot: usize,
+        hash: u64,
+        key: FlowKey,
+        action: NatAction,
+        state: FlowState,
+        is_reply: bool,
+        peer: u32,
+        expires_at: u32,
+    ) {
         let (bucket, way) = split(slot);
         self.meta[bucket].tags[way] = tag_of(hash);
         self.meta[bucket].expires[way] = expires_at;
-        self.slots[slot] = entry;
+        self.slots[slot] = FlowEntry::new(key, &action, state, is_reply);
+        self.rest[slot] = SlotRest { action, peer };
         self.live += 1;
     }
 
@@ -309,8 +362,7 @@ impl FlowTable {
     ) -> (SlotId, InsertOutcome) {
         let mut outcome = InsertOutcome::default();
         let slot = self.claim(hash, now, usize::MAX, &mut outcome);
-        let entry = FlowEntry::new(key, action, FlowState::Open, false, NO_PEER);
-        self.write(slot, hash, entry, expires_at);
+        self.write(slot, hash, key, action, FlowState::Open, false, NO_PEER, expires_at);
         (slot as SlotId, outcome)
     }
 
@@ -328,10 +380,10 @@ impl FlowTable {
         let f = self.claim(forward.1, now, usize::MAX, &mut outcome);
         // Written before the reply's way is chosen, so that an eviction there
         // cannot pick the forward entry's way.
-        self.write(f, forward.1, FlowEntry::new(forward.0, forward.2, state, false, NO_PEER), expires_at);
+        self.write(f, forward.1, forward.0, forward.2, state, false, NO_PEER, expires_at);
         let r = self.claim(reply.1, now, f, &mut outcome);
-        self.write(r, reply.1, FlowEntry::new(reply.0, reply.2, state, true, f as u32), expires_at);
-        self.slots[f].peer = r as u32;
+        self.write(r, reply.1, reply.0, reply.2, state, true, f as u32, expires_at);
+        self.rest[f].peer = r as u32;
         (f as SlotId, outcome)
     }
 }
@@ -372,7 +424,8 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!(t.lookup(&f, f.hash(), 1), Some(slot));
         let rs = t.lookup(&r, r.hash(), 1).expect("reply entry");
-        assert!(t.get(rs).map(|e| e.is_reply).unwrap_or(false));
+        assert!(t.get(rs).map(|e| e.is_reply()).unwrap_or(false));
+        assert_eq!(t.get_action(rs).map(|a| a.src_port), Some(2));
         t.touch(rs, FlowState::Open, 100);
         assert_eq!((t.get(slot).map(|e| e.state), t.expires_at(slot)), (Some(FlowState::Open), 100));
         assert_eq!(t.expires_at(rs), 100, "the peer is refreshed too");
@@ -382,8 +435,10 @@ mod tests {
     }
 
     #[test]
-    fn entries_are_two_cache_lines_and_metadata_one() {
-        assert_eq!(std::mem::size_of::<FlowEntry>(), 128);
+    fn entries_and_metadata_are_one_cache_line_each() {
+        assert_eq!(std::mem::size_of::<Ipv4Rewrite>(), 22);
+        assert_eq!(std::mem::size_of::<FlowEntry>(), 64);
+        assert_eq!(std::mem::align_of::<FlowEntry>(), 64);
         assert_eq!(std::mem::size_of::<BucketMeta>(), 64);
     }
 
