@@ -197,7 +197,7 @@ impl FlowTable {
     }
 
     /// Finds a live entry for `key`.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, key: &FlowKey, hash: u64, now: u32) -> Option<SlotId> {
         let bucket = self.bucket(hash);
         let tag = tag_of(hash);
