@@ -209,11 +209,11 @@ impl<Q: PortQueue> Worker<Q> {
         let mut rounds: u32 = 0;
         let mut now = self.now();
         while !stop.load(Ordering::Relaxed) {
-            if rounds % CLOCK_EVERY == 0 {
+            if rounds.is_multiple_of(CLOCK_EVERY) {
                 now = self.now();
             }
             self.poll(now);
-            if rounds % PUBLISH_EVERY == 0 {
+            if rounds.is_multiple_of(PUBLISH_EVERY) {
                 self.publish();
             }
             rounds = rounds.wrapping_add(1);
