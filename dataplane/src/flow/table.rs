@@ -443,6 +443,32 @@ mod tests {
     }
 
     #[test]
+    fn an_expired_entry_before_the_live_one_does_not_hide_it() {
+        // One bucket; the same key inserted twice, the first copy expired:
+        // the lookup must skip it and find the second.
+        let mut t = FlowTable::new(WAYS);
+        let k = key(7);
+        t.insert(k, k.hash(), action(1), 10, 0);
+        let (second, _) = t.insert(k, k.hash(), action(2), 100, 20);
+        assert_eq!(t.lookup(&k, k.hash(), 20), Some(second));
+        assert_eq!(t.get_action(second).map(|a| a.src_port), Some(2));
+    }
+
+    #[test]
+    fn a_tag_shared_with_another_key_does_not_hide_the_entry() {
+        // Two keys forced to the same bucket and tag (same hash given): the
+        // lookup compares keys and finds each.
+        let mut t = FlowTable::new(WAYS);
+        let (a, b) = (key(1), key(2));
+        let hash = a.hash();
+        let (sa, _) = t.insert(a, hash, action(1), 100, 0);
+        let (sb, _) = t.insert(b, hash, action(2), 100, 0);
+        assert_eq!(t.lookup(&a, hash, 1), Some(sa));
+        assert_eq!(t.lookup(&b, hash, 1), Some(sb));
+        assert_eq!(t.lookup(&key(3), hash, 1), None);
+    }
+
+    #[test]
     fn full_bucket_evicts_the_entry_closest_to_expiry() {
         // One bucket: every key lands in it.
         let mut t = FlowTable::new(WAYS);
