@@ -86,8 +86,10 @@ impl FlowEntry {
     }
 }
 
-/// The rest of a slot.
+/// The rest of a slot: one cache line too (aligned, so that writing a new
+/// flow's never straddles two).
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
 struct SlotRest {
     action: NatAction,
     peer: u32,
@@ -440,6 +442,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<FlowEntry>(), 64);
         assert_eq!(std::mem::align_of::<FlowEntry>(), 64);
         assert_eq!(std::mem::size_of::<BucketMeta>(), 64);
+        assert_eq!(std::mem::size_of::<SlotRest>(), 64);
     }
 
     #[test]
