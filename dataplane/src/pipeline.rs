@@ -160,9 +160,10 @@ impl Pipeline {
         Verdict::Drop(reason)
     }
 
-    /// Processes one frame received on `ingress` at second `now`: the
-    /// three stages of [`Pipeline::prepare`], [`Pipeline::prefetch`] and
-    /// [`Pipeline::finish`] in a row, for callers with a single packet.
+    /// Processes one frame received on `ingress` at second `now`, for
+    /// callers with a single packet (and the frames [`Pipeline::prepare`]
+    /// left to the general parser): the same verdict and rewrite as the
+    /// burst's passes, without the prefetches.
     #[inline]
     pub fn process(&mut self, snap: &Snapshot, ingress: PortId, frame: &mut [u8], now: u32) -> Verdict {
         match parse(frame) {
