@@ -17,7 +17,7 @@
 use super::key::FlowKey;
 use super::table::NatAction;
 use crate::tables::proto;
-use crate::wire::checksum::{apply_folded, Delta};
+use crate::wire::checksum::{apply_folded, update_udp, Delta};
 use crate::wire::MacAddr;
 
 /// Offsets in the common frame: Ethernet (14), IPv4 (20), then TCP/UDP.
@@ -92,14 +92,11 @@ impl Ipv4Rewrite {
             proto::UDP => {
                 let Some(h) = frame.first_chunk_mut::<{ UDP_CHECKSUM + 2 }>() else { return false };
                 self.apply_ip(h, src_mac);
-                // 0 says "no checksum" and stays; a computed 0 is sent as
-                // 0xFFFF (RFC 768), the same number in one's complement.
-                if h[UDP_CHECKSUM..UDP_CHECKSUM + 2] != [0, 0] {
-                    update(h, UDP_CHECKSUM, self.l4_delta);
-                    if h[UDP_CHECKSUM..UDP_CHECKSUM + 2] == [0, 0] {
-                        h[UDP_CHECKSUM..UDP_CHECKSUM + 2].copy_from_slice(&[0xFF, 0xFF]);
-                    }
-                }
+                // UDP's zero rule; 0 and 0xFFFF read the same in memory
+                // order as in network order.
+                let field = u16::from_ne_bytes([h[UDP_CHECKSUM], h[UDP_CHECKSUM + 1]]);
+                let check = update_udp(field, |c| apply_folded(c, self.l4_delta));
+                h[UDP_CHECKSUM..UDP_CHECKSUM + 2].copy_from_slice(&check.to_ne_bytes());
                 true
             }
             _ => false,
