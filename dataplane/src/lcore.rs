@@ -141,16 +141,13 @@ impl<Q: PortQueue> Worker<Q> {
         for (port, queue) in queues.iter_mut().enumerate() {
             rx.clear();
             received += queue.rx_burst(rx);
-            // The burst in three passes (see `Pipeline::prepare`): parse and
-            // prefetch buckets, prefetch entries, then forward.
+            // The burst in two passes (see `Pipeline::prepare`): parse and
+            // prefetch flow entries, then forward.
             prepared.clear();
             for buf in rx.iter() {
                 pipeline.counters.rx_packets += 1;
                 pipeline.counters.rx_bytes += buf.data().len() as u64;
                 prepared.push(pipeline.prepare(buf.data()));
-            }
-            for p in prepared.iter() {
-                pipeline.prefetch(p);
             }
             for (mut buf, p) in rx.drain(..).zip(prepared.iter()) {
                 match pipeline.forward_established(snap, buf.data_mut(), p, now) {

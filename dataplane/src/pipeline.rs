@@ -9,6 +9,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::flow::key::Ipv4FlowKey;
 use crate::flow::{FlowKey, FlowState, FlowTable, NatAction, Placement, SourcePortAllocator};
 use crate::stats::{Counters, DropReason};
 use crate::tables::{proto, Addr, PortId, Service, Snapshot};
@@ -109,8 +110,30 @@ struct Headers {
     tcp_flags: u8,
     /// The common frame the compiled rewrite is for: untagged Ethernet,
     /// IPv4 without options, a whole TCP or UDP header (see
-    /// [`parse_plain_ipv4`]).
-    plain: bool,
+    /// [`parse_plain_ipv4`]), in the form the established-flow path reads.
+    plain: Option<PlainIpv4>,
+}
+
+/// What the established-flow path reads of a common frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PlainIpv4 {
+    key: Ipv4FlowKey,
+    ttl: u8,
+    tcp_flags: u8,
+}
+
+impl PlainIpv4 {
+    /// The general form, for the rest of the pipeline.
+    fn headers(self) -> Headers {
+        Headers {
+            l3: 14,
+            v4: true,
+            ttl: self.ttl,
+            key: self.key.to_flow_key(),
+            tcp_flags: self.tcp_flags,
+            plain: Some(self),
+        }
+    }
 }
 
 const TCP_FIN: u8 = TcpFlags::FIN;
@@ -177,32 +200,23 @@ impl Pipeline {
     }
 
     /// First stage, run over a whole burst before the next: parse the
-    /// headers, hash the flow key, and start loading the flow table's
-    /// bucket line. The table is far larger than the caches, so each
-    /// packet's lookup is a cache (and TLB) miss; started for the whole
-    /// burst at once, those misses overlap instead of queuing one behind
-    /// the other.
+    /// headers, hash the flow key, and start loading the flow's entry line
+    /// (see [`FlowTable::prefetch`]). The table is far larger than the
+    /// caches, so each packet's lookup is a cache miss; started for the
+    /// whole burst at once, those misses overlap instead of queuing one
+    /// behind the other.
     ///
     /// Only the common frame is prepared; the others are parsed in full
     /// when they are finished.
     #[inline]
     pub fn prepare(&self, frame: &[u8]) -> Prepared {
         match parse_plain_ipv4(frame) {
-            Some(headers) => {
-                let hash = headers.key.hash();
-                self.flows.prefetch_bucket(hash);
+            Some(plain) => {
+                let hash = plain.key.hash();
+                self.flows.prefetch(hash);
                 Prepared { hash, plain: true }
             }
             None => Prepared { hash: 0, plain: false },
-        }
-    }
-
-    /// Second stage: with the bucket line in cache, start loading the entry
-    /// whose tag matches.
-    #[inline]
-    pub fn prefetch(&self, prepared: &Prepared) {
-        if prepared.plain {
-            self.flows.prefetch_entry(prepared.hash);
         }
     }
 
@@ -221,7 +235,7 @@ impl Pipeline {
             return self.process(snap, ingress, frame, now);
         }
         match read_plain_ipv4(frame) {
-            Some(headers) => self.forward(snap, ingress, frame, &headers, prepared.hash, now),
+            Some(plain) => self.forward(snap, ingress, frame, &plain.headers(), prepared.hash, now),
             // Not the frame that was prepared (a caller's mistake): parsed
             // in full, nothing is assumed.
             None => self.process(snap, ingress, frame, now),
@@ -244,8 +258,8 @@ impl Pipeline {
         if !prepared.plain {
             return None;
         }
-        let headers = read_plain_ipv4(frame)?;
-        self.established(snap, frame, &headers, prepared.hash, now)
+        let plain = read_plain_ipv4(frame)?;
+        self.established(snap, frame, &plain, prepared.hash, now)
     }
 
     /// See [`Pipeline::forward_established`].
@@ -254,17 +268,16 @@ impl Pipeline {
         &mut self,
         snap: &Snapshot,
         frame: &mut [u8],
-        headers: &Headers,
+        plain: &PlainIpv4,
         hash: u64,
         now: u32,
     ) -> Option<PortId> {
-        let changes_state = headers.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0;
-        if !headers.plain || changes_state || headers.ttl <= 1 {
+        let changes_state = plain.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0;
+        if changes_state || plain.ttl <= 1 {
             return None;
         }
-        let slot = self.flows.lookup(&headers.key, hash, now)?;
-        let entry = self.flows.entry(slot);
-        if entry.state != FlowState::Open || !entry.is_compiled() {
+        let (slot, entry) = self.flows.lookup_ipv4(&plain.key, hash, now)?;
+        if entry.state != FlowState::Open {
             return None;
         }
         let tx_port = entry.tx_port;
@@ -272,10 +285,10 @@ impl Pipeline {
         // the life of the process).
         let src_mac = &snap.ports.get(usize::from(tx_port))?.mac;
         // `apply` changes nothing when it refuses.
-        if !entry.rewrite.apply(frame, headers.key.proto, src_mac) {
+        if !entry.rewrite()?.apply(frame, plain.key.proto, src_mac) {
             return None;
         }
-        let expires = now.saturating_add(self.timeout(FlowState::Open, headers.key.proto));
+        let expires = now.saturating_add(self.timeout(FlowState::Open, plain.key.proto));
         self.flows.refresh(slot, expires);
         Some(tx_port)
     }
@@ -301,8 +314,10 @@ impl Pipeline {
             return self.drop(DropReason::TtlExpired);
         }
 
-        if let Some(tx_port) = self.established(snap, frame, headers, hash, now) {
-            return Verdict::Forward(tx_port);
+        if let Some(plain) = &headers.plain {
+            if let Some(tx_port) = self.established(snap, frame, plain, hash, now) {
+                return Verdict::Forward(tx_port);
+            }
         }
         // An established flow whose state changes, or in a less common
         // frame: refresh it and rewrite from its entry in place.
@@ -553,7 +568,7 @@ impl From<crate::wire::Error> for Parsed {
 #[inline]
 fn parse(frame: &[u8]) -> Result<Headers, Parsed> {
     match parse_plain_ipv4(frame) {
-        Some(headers) => Ok(headers),
+        Some(plain) => Ok(plain.headers()),
         None => parse_general(frame),
     }
 }
@@ -607,7 +622,7 @@ fn parse_general(frame: &[u8]) -> Result<Headers, Parsed> {
         _ => return Err(Parsed::Drop(DropReason::Unsupported)),
     };
     let key = FlowKey { src, dst, src_port, dst_port, proto: protocol };
-    Ok(Headers { l3, v4, ttl, key, tcp_flags, plain: false })
+    Ok(Headers { l3, v4, ttl, key, tcp_flags, plain: None })
 }
 
 /// The common case at fixed offsets: an untagged Ethernet frame with an
@@ -616,7 +631,7 @@ fn parse_general(frame: &[u8]) -> Result<Headers, Parsed> {
 /// result; anything else (VLAN tags, options, IPv6, errors of any kind)
 /// gets `None` and goes the general way, which also says why it drops.
 #[inline(always)]
-fn parse_plain_ipv4(frame: &[u8]) -> Option<Headers> {
+fn parse_plain_ipv4(frame: &[u8]) -> Option<PlainIpv4> {
     // Ethernet (14) + IPv4 (20) + the first 8 bytes of TCP or UDP.
     let h: &[u8; 42] = frame.first_chunk()?;
     if h[12..14] != [0x08, 0x00] || h[14] != 0x45 {
@@ -647,24 +662,17 @@ fn parse_plain_ipv4(frame: &[u8]) -> Option<Headers> {
     read_plain_ipv4(frame)
 }
 
-/// The headers of a frame [`parse_plain_ipv4`] has accepted, read without
-/// checking again. On other bytes it reads garbage, or gives `None` if the
-/// frame is too short; it never panics.
+/// What the established path reads of a frame [`parse_plain_ipv4`] has
+/// accepted, read without checking again. On other bytes it reads garbage,
+/// or gives `None` if the frame is too short; it never panics.
 #[inline(always)]
-fn read_plain_ipv4(frame: &[u8]) -> Option<Headers> {
+fn read_plain_ipv4(frame: &[u8]) -> Option<PlainIpv4> {
     let h: &[u8; 42] = frame.first_chunk()?;
     let protocol = h[23];
     let tcp_flags = if protocol == IpProtocol::TCP { *frame.get(47)? } else { 0 };
-    let addr = |at: usize| Addr::from_v4_octets([h[at], h[at + 1], h[at + 2], h[at + 3]]);
-    let port = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
-    Some(Headers {
-        l3: 14,
-        v4: true,
-        ttl: h[22],
-        key: FlowKey { src: addr(26), dst: addr(30), src_port: port(34), dst_port: port(36), proto: protocol },
-        tcp_flags,
-        plain: true,
-    })
+    let addresses = h[26..34].try_into().ok()?;
+    let ports = h[34..38].try_into().ok()?;
+    Some(PlainIpv4 { key: Ipv4FlowKey::from_wire(addresses, ports, protocol), ttl: h[22], tcp_flags })
 }
 
 /// The source MAC of a frame (the client's or its router's).
@@ -804,10 +812,10 @@ mod tests {
                     f.truncate((next() % f.len() as u64) as usize);
                 }
                 total += 1;
-                if let Some(h) = parse_plain_ipv4(&f) {
+                if let Some(plain) = parse_plain_ipv4(&f) {
                     fast += 1;
-                    assert!(h.plain);
-                    assert_eq!(Ok(Headers { plain: false, ..h }), parse_general(&f), "frame {f:02x?}");
+                    let h = plain.headers();
+                    assert_eq!(Ok(Headers { plain: None, ..h }), parse_general(&f), "frame {f:02x?}");
                 }
             }
         }

@@ -1,20 +1,30 @@
 //! A core's flow table: fixed capacity, set-associative, never allocates
 //! after it is built.
 //!
-//! Layout: buckets of [`WAYS`] slots. Each bucket has one 64-byte metadata
-//! line — the ways' tags (32-bit hash fragments, 0 = empty) and expiry
-//! seconds — so a lookup, and the choice of a way for an insert, touch one
-//! line; only a tag match reads a slot. A slot is split in two arrays by
-//! how often it is read: the entry ([`FlowEntry`], one aligned cache line:
-//! key, compiled IPv4 rewrite, egress port, state) that every packet of an
-//! established flow reads, and the rest (the full [`NatAction`] and the
-//! peer's slot) that only new flows, state changes, a new second and the
-//! less common frames read. A full bucket evicts the entry closest to
-//! expiry (counted by the caller). Entries never move, so a slot index is a
-//! stable handle: the two entries of a NAT flow (forward and reply) point
-//! at each other by index and live and die together.
+//! Layout: buckets of [`WAYS`] slots. A slot is split in two arrays by how
+//! often it is read: the entry ([`FlowEntry`], one aligned cache line: the
+//! key, the action compiled for the common IPv4 frame, the egress port, the
+//! state and the expiry second) that every packet of an established flow
+//! reads, and the rest (the full [`NatAction`] and the peer's slot) that
+//! only new flows, state changes and the less common frames read. Each
+//! bucket also has a line of tags (32-bit hash fragments, 0 = empty), so
+//! that a lookup that has to search the bucket reads one line to find the
+//! candidate ways.
+//!
+//! Each key has a preferred way in its bucket, chosen by its hash
+//! ([`preferred_way`]). An insert takes it when it is free or dead, and a
+//! lookup tries it first: while the table is not crowded, an established
+//! flow is found by reading its entry's line alone, one cache miss per
+//! packet instead of two (the tags, then the entry), and the burst's
+//! prefetch of that one line is all the lookup needs. A key elsewhere in
+//! its bucket is found through the tags.
+//!
+//! A full bucket evicts the entry closest to expiry (counted by the
+//! caller). Entries never move, so a slot index is a stable handle: the two
+//! entries of a NAT flow (forward and reply) point at each other by index
+//! and live and die together.
 
-use super::key::FlowKey;
+use super::key::{FlowKey, Ipv4FlowKey};
 use super::memory::{Array, Placement};
 use super::rewrite::Ipv4Rewrite;
 use crate::tables::{Addr, PortId};
@@ -48,41 +58,87 @@ pub enum FlowState {
     Closing,
 }
 
+/// How an entry is matched, and for IPv4 TCP/UDP flows, the rewrite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowMatch {
+    /// An IPv4 TCP or UDP flow: its key in wire form and its action
+    /// compiled for the common frame. Both fit the entry's line with room
+    /// to spare, where the general key alone takes 38 bytes.
+    Ipv4 { key: Ipv4FlowKey, rewrite: Ipv4Rewrite },
+    /// Any other entry (IPv6, SCTP, affinity records): the key. Its packets
+    /// take the general rewrite, from the slot's full action.
+    General(FlowKey),
+}
+
+impl Default for FlowMatch {
+    fn default() -> FlowMatch {
+        FlowMatch::General(FlowKey::default())
+    }
+}
+
 /// The part of a slot every packet of an established flow reads: one
 /// cache line.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C, align(64))]
 pub struct FlowEntry {
-    pub key: FlowKey,
-    /// The action compiled for the common IPv4 frame; meaningful when
-    /// [`FlowEntry::is_compiled`].
-    pub rewrite: Ipv4Rewrite,
+    /// Second (of the core's clock) after which the entry is dead; 0 in an
+    /// empty slot, which is therefore never live.
+    expires: u32,
     /// The action's egress port.
     pub tx_port: PortId,
     pub state: FlowState,
-    flags: u8,
+    is_reply: bool,
+    pub flow: FlowMatch,
 }
 
-const REPLY: u8 = 1;
-const COMPILED: u8 = 2;
-
 impl FlowEntry {
-    fn new(key: FlowKey, action: &NatAction, state: FlowState, is_reply: bool) -> FlowEntry {
-        let compiled = Ipv4Rewrite::compile(&key, action);
-        let flags = if is_reply { REPLY } else { 0 } | if compiled.is_some() { COMPILED } else { 0 };
-        FlowEntry { key, rewrite: compiled.unwrap_or_default(), tx_port: action.tx_port, state, flags }
+    fn new(key: FlowKey, action: &NatAction, state: FlowState, is_reply: bool, expires: u32) -> FlowEntry {
+        let flow = match (key.to_ipv4(), Ipv4Rewrite::compile(&key, action)) {
+            (Some(key), Some(rewrite)) => FlowMatch::Ipv4 { key, rewrite },
+            _ => FlowMatch::General(key),
+        };
+        FlowEntry { expires, tx_port: action.tx_port, state, is_reply, flow }
     }
 
     /// Whether this is the reply direction of its flow.
     #[inline]
     pub fn is_reply(&self) -> bool {
-        self.flags & REPLY != 0
+        self.is_reply
     }
 
-    /// Whether `rewrite` holds the action (IPv4 TCP and UDP flows).
+    /// The flow's key.
+    pub fn key(&self) -> FlowKey {
+        match &self.flow {
+            FlowMatch::Ipv4 { key, .. } => key.to_flow_key(),
+            FlowMatch::General(key) => *key,
+        }
+    }
+
     #[inline]
-    pub fn is_compiled(&self) -> bool {
-        self.flags & COMPILED != 0
+    fn is_live(&self, now: u32) -> bool {
+        self.expires > now
+    }
+
+    #[inline]
+    fn matches(&self, key: &FlowKey) -> bool {
+        match &self.flow {
+            FlowMatch::Ipv4 { key: k, .. } => key.to_ipv4().as_ref() == Some(k),
+            FlowMatch::General(k) => k == key,
+        }
+    }
+
+    #[inline(always)]
+    fn is_ipv4(&self, key: &Ipv4FlowKey) -> bool {
+        matches!(&self.flow, FlowMatch::Ipv4 { key: k, .. } if k == key)
+    }
+
+    /// The action compiled for the common IPv4 frame, if the flow has one.
+    #[inline(always)]
+    pub fn rewrite(&self) -> Option<&Ipv4Rewrite> {
+        match &self.flow {
+            FlowMatch::Ipv4 { rewrite, .. } => Some(rewrite),
+            FlowMatch::General(_) => None,
+        }
     }
 }
 
@@ -95,20 +151,16 @@ struct SlotRest {
     peer: u32,
 }
 
-/// A bucket's tags and expiry seconds: one cache line.
+/// A bucket's tags: which ways hold an entry, and a fragment of its hash.
 #[derive(Clone, Copy, Default)]
-#[repr(C, align(64))]
-struct BucketMeta {
-    tags: [u32; WAYS],
-    /// Second (of the core's clock) after which the way's entry is dead.
-    expires: [u32; WAYS],
-}
+#[repr(C, align(32))]
+struct BucketTags([u32; WAYS]);
 
 /// A slot index; valid until the entry is removed or evicted.
 pub type SlotId = u32;
 
 pub struct FlowTable {
-    meta: Array<BucketMeta>,
+    tags: Array<BucketTags>,
     slots: Array<FlowEntry>,
     rest: Array<SlotRest>,
     bucket_mask: usize,
@@ -128,6 +180,14 @@ fn tag_of(hash: u64) -> u32 {
     ((hash >> 32) as u32) | 1
 }
 
+/// The way a key with this hash takes in its bucket when it can, and a
+/// lookup tries first. Bits 29–31: above the bucket index of any table
+/// smaller than 2^29 buckets, below the tag.
+#[inline(always)]
+pub fn preferred_way(hash: u64) -> usize {
+    ((hash >> 29) as usize) & (WAYS - 1)
+}
+
 #[inline]
 fn split(slot: usize) -> (usize, usize) {
     (slot / WAYS, slot % WAYS)
@@ -144,11 +204,11 @@ impl FlowTable {
     /// heap, with the reason.
     pub fn new_in(capacity: usize, placement: Placement) -> (FlowTable, Option<String>) {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
-        let (meta, meta_fallback) = Array::filled(buckets, BucketMeta::default(), placement);
+        let (tags, tags_fallback) = Array::filled(buckets, BucketTags::default(), placement);
         let (slots, slots_fallback) = Array::filled(buckets * WAYS, FlowEntry::default(), placement);
         let (rest, rest_fallback) = Array::filled(buckets * WAYS, SlotRest::default(), placement);
-        let table = FlowTable { meta, slots, rest, bucket_mask: buckets - 1, live: 0 };
-        (table, meta_fallback.or(slots_fallback).or(rest_fallback))
+        let table = FlowTable { tags, slots, rest, bucket_mask: buckets - 1, live: 0 };
+        (table, tags_fallback.or(slots_fallback).or(rest_fallback))
     }
 
     /// Where the entries are: "heap" or "dpdk".
@@ -169,58 +229,74 @@ impl FlowTable {
         self.live == 0
     }
 
-    #[inline]
+    #[inline(always)]
     fn bucket(&self, hash: u64) -> usize {
         (hash as usize) & self.bucket_mask
     }
 
-    /// Starts loading `hash`'s bucket metadata line into the cache (the
-    /// first of a burst's two prefetch passes).
-    #[inline]
-    pub fn prefetch_bucket(&self, hash: u64) {
-        if let Some(meta) = self.meta.get(self.bucket(hash)) {
-            crate::prefetch::prefetch0(meta);
-        }
+    #[inline(always)]
+    fn preferred_slot(&self, hash: u64) -> usize {
+        self.bucket(hash) * WAYS + preferred_way(hash)
     }
 
-    /// Starts loading the entry whose tag matches `hash` (the second pass,
-    /// once the metadata line is in). A tag that matches a different key
-    /// costs a wasted line, nothing more.
-    #[inline]
-    pub fn prefetch_entry(&self, hash: u64) {
-        let bucket = self.bucket(hash);
-        let tag = tag_of(hash);
-        let Some(meta) = self.meta.get(bucket) else { return };
-        if let Some(way) = meta.tags.iter().position(|&t| t == tag) {
-            if let Some(entry) = self.slots.get(bucket * WAYS + way) {
-                crate::prefetch::prefetch0(entry);
-            }
+    /// Starts loading the line of `hash`'s preferred slot into the cache:
+    /// a burst does this for all its packets before looking any up, so
+    /// that their misses overlap instead of queuing one behind the other.
+    #[inline(always)]
+    pub fn prefetch(&self, hash: u64) {
+        if let Some(entry) = self.slots.get(self.preferred_slot(hash)) {
+            crate::prefetch::prefetch0(entry);
         }
     }
 
     /// Finds a live entry for `key`.
-    #[inline(always)]
+    #[inline]
     pub fn lookup(&self, key: &FlowKey, hash: u64, now: u32) -> Option<SlotId> {
+        self.find(hash, |entry| entry.is_live(now) && entry.matches(key))
+    }
+
+    /// Finds the live entry of an IPv4 TCP/UDP flow: the established-flow
+    /// path. Finds only [`FlowMatch::Ipv4`] entries, which every IPv4 TCP
+    /// or UDP flow has.
+    #[inline(always)]
+    pub fn lookup_ipv4(&self, key: &Ipv4FlowKey, hash: u64, now: u32) -> Option<(SlotId, &FlowEntry)> {
+        let slot = self.find(hash, |entry| entry.is_live(now) && entry.is_ipv4(key))?;
+        Some((slot, self.slots.get(slot as usize)?))
+    }
+
+    /// The slot whose entry passes `matching`: the preferred one, else
+    /// another of the bucket whose tag is the hash's.
+    #[inline(always)]
+    fn find(&self, hash: u64, matching: impl Fn(&FlowEntry) -> bool) -> Option<SlotId> {
+        let preferred = self.preferred_slot(hash);
+        if matching(self.slots.get(preferred)?) {
+            return Some(preferred as SlotId);
+        }
+        self.find_in_bucket(hash, matching)
+    }
+
+    #[inline(never)]
+    fn find_in_bucket(&self, hash: u64, matching: impl Fn(&FlowEntry) -> bool) -> Option<SlotId> {
         let bucket = self.bucket(hash);
         let tag = tag_of(hash);
-        let meta = &self.meta[bucket];
-        for way in 0..WAYS {
-            if meta.tags[way] == tag && meta.expires[way] > now {
-                let slot = bucket * WAYS + way;
-                if self.slots[slot].key == *key {
-                    return Some(slot as SlotId);
-                }
-            }
-        }
-        None
+        let tags = self.tags.get(bucket)?;
+        (0..WAYS)
+            .filter(|&way| way != preferred_way(hash) && tags.0[way] == tag)
+            .map(|way| bucket * WAYS + way)
+            .find(|&slot| self.slots.get(slot).is_some_and(&matching))
+            .map(|slot| slot as SlotId)
     }
 
     /// The entry in `slot`, if there is one.
     #[inline]
     pub fn get(&self, slot: SlotId) -> Option<&FlowEntry> {
-        let (bucket, way) = split(slot as usize);
-        let occupied = self.meta.get(bucket).is_some_and(|m| m.tags[way] != 0);
-        occupied.then(|| &self.slots[slot as usize])
+        self.occupied(slot as usize).then(|| &self.slots[slot as usize])
+    }
+
+    #[inline]
+    fn occupied(&self, slot: usize) -> bool {
+        let (bucket, way) = split(slot);
+        self.tags.get(bucket).is_some_and(|t| t.0[way] != 0)
     }
 
     /// The entry in a slot that [`FlowTable::lookup`] just returned (no
@@ -246,8 +322,7 @@ impl FlowTable {
 
     /// When the entry in `slot` expires (0 when empty).
     pub fn expires_at(&self, slot: SlotId) -> u32 {
-        let (bucket, way) = split(slot as usize);
-        self.meta.get(bucket).map_or(0, |m| if m.tags[way] != 0 { m.expires[way] } else { 0 })
+        self.get(slot).map_or(0, |e| e.expires)
     }
 
     /// Refreshes an entry and its peer: same state, same expiry, so a flow
@@ -256,35 +331,31 @@ impl FlowTable {
     /// are not touched at all.
     #[inline]
     pub fn touch(&mut self, slot: SlotId, state: FlowState, expires_at: u32) {
-        let (bucket, way) = split(slot as usize);
-        let Some(meta) = self.meta.get_mut(bucket) else { return };
-        if meta.tags[way] == 0 {
+        let slot = slot as usize;
+        if !self.occupied(slot) {
             return;
         }
-        let entry = &mut self.slots[slot as usize];
-        if meta.expires[way] == expires_at && entry.state == state {
+        let Some(entry) = self.slots.get_mut(slot) else { return };
+        if entry.expires == expires_at && entry.state == state {
             return;
         }
-        meta.expires[way] = expires_at;
+        entry.expires = expires_at;
         entry.state = state;
-        let peer = self.rest[slot as usize].peer as usize;
-        if peer != NO_PEER as usize {
-            let (pb, pw) = split(peer);
-            if let Some(m) = self.meta.get_mut(pb) {
-                if m.tags[pw] != 0 {
-                    m.expires[pw] = expires_at;
-                    self.slots[peer].state = state;
-                }
+        let peer = self.rest[slot].peer as usize;
+        if peer != NO_PEER as usize && self.occupied(peer) {
+            if let Some(entry) = self.slots.get_mut(peer) {
+                entry.expires = expires_at;
+                entry.state = state;
             }
         }
     }
 
-    /// Extends an open entry and its peer to `expires_at`. Another packet
-    /// in the same second, the common case, only compares.
+    /// Extends an open entry that [`FlowTable::lookup_ipv4`] just returned,
+    /// and its peer, to `expires_at`. Another packet in the same second, the
+    /// common case, only compares, on the line the lookup read.
     #[inline(always)]
     pub fn refresh(&mut self, slot: SlotId, expires_at: u32) {
-        let (bucket, way) = split(slot as usize);
-        if self.meta.get(bucket).is_some_and(|m| m.expires[way] == expires_at) {
+        if self.slots.get(slot as usize).is_some_and(|e| e.expires == expires_at) {
             return;
         }
         self.touch(slot, FlowState::Open, expires_at);
@@ -299,38 +370,43 @@ impl FlowTable {
     }
 
     fn clear(&mut self, slot: usize) -> u32 {
-        let (bucket, way) = split(slot);
-        match self.meta.get_mut(bucket) {
-            Some(m) if m.tags[way] != 0 => {
-                m.tags[way] = 0;
-                m.expires[way] = 0;
-                self.live -= 1;
-                self.rest[slot].peer
-            }
-            _ => NO_PEER,
+        if !self.occupied(slot) {
+            return NO_PEER;
         }
+        let (bucket, way) = split(slot);
+        self.tags[bucket].0[way] = 0;
+        // An empty slot is never live, whatever its key.
+        self.slots[slot].expires = 0;
+        self.live -= 1;
+        self.rest[slot].peer
     }
 
-    /// Picks the way to write in `hash`'s bucket: an empty one, else an
-    /// expired one, else the one closest to expiry (evicting it and its
-    /// peer). `avoid` is a slot already claimed by this same insert. Only
-    /// the bucket's metadata line is read to decide.
+    /// Picks the slot to write for `hash`: the preferred way if it is free
+    /// or dead, else an empty way, else an expired one, else the one
+    /// closest to expiry (evicting it and its peer). `avoid` is a slot
+    /// already claimed by this same insert. Only when the bucket has no
+    /// empty way are the entries' lines read, for their expiry.
     fn claim(&mut self, hash: u64, now: u32, avoid: usize, outcome: &mut InsertOutcome) -> usize {
         let bucket = self.bucket(hash);
         let base = bucket * WAYS;
-        let meta = self.meta[bucket];
-        let candidates = (0..WAYS).filter(|w| base + w != avoid);
-        if let Some(way) = candidates.clone().find(|&w| meta.tags[w] == 0) {
-            return base + way;
+        let tags = self.tags[bucket].0;
+        let preferred = base + preferred_way(hash);
+        if preferred != avoid && (tags[preferred - base] == 0 || !self.slots[preferred].is_live(now)) {
+            self.remove(preferred as SlotId);
+            return preferred;
         }
-        if let Some(way) = candidates.clone().find(|&w| meta.expires[w] <= now) {
-            self.remove((base + way) as SlotId);
-            return base + way;
+        let candidates = (base..base + WAYS).filter(|&slot| slot != avoid);
+        if let Some(slot) = candidates.clone().find(|&slot| tags[slot - base] == 0) {
+            return slot;
         }
-        let way = candidates.min_by_key(|&w| meta.expires[w]).unwrap_or(0);
+        if let Some(slot) = candidates.clone().find(|&slot| !self.slots[slot].is_live(now)) {
+            self.remove(slot as SlotId);
+            return slot;
+        }
+        let slot = candidates.clone().min_by_key(|&slot| self.slots[slot].expires).unwrap_or(base);
         outcome.evicted += 1;
-        self.remove((base + way) as SlotId);
-        base + way
+        self.remove(slot as SlotId);
+        slot
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -346,9 +422,8 @@ impl FlowTable {
         expires_at: u32,
     ) {
         let (bucket, way) = split(slot);
-        self.meta[bucket].tags[way] = tag_of(hash);
-        self.meta[bucket].expires[way] = expires_at;
-        self.slots[slot] = FlowEntry::new(key, &action, state, is_reply);
+        self.tags[bucket].0[way] = tag_of(hash);
+        self.slots[slot] = FlowEntry::new(key, &action, state, is_reply, expires_at);
         self.rest[slot] = SlotRest { action, peer };
         self.live += 1;
     }
@@ -407,8 +482,8 @@ mod tests {
 
     fn action(i: u16) -> NatAction {
         NatAction {
-            src: Addr::UNSPECIFIED,
-            dst: Addr::UNSPECIFIED,
+            src: Ipv4Addr::new(10, 0, 0, 1).into(),
+            dst: Ipv4Addr::new(10, 244, 0, 1).into(),
             src_port: i,
             dst_port: i,
             tx_port: 0,
@@ -437,24 +512,32 @@ mod tests {
     }
 
     #[test]
-    fn entries_and_metadata_are_one_cache_line_each() {
+    fn entries_are_one_cache_line_and_tags_half_of_one() {
         assert_eq!(std::mem::size_of::<Ipv4Rewrite>(), 22);
         assert_eq!(std::mem::size_of::<FlowEntry>(), 64);
         assert_eq!(std::mem::align_of::<FlowEntry>(), 64);
-        assert_eq!(std::mem::size_of::<BucketMeta>(), 64);
+        assert_eq!(std::mem::size_of::<BucketTags>(), 32);
         assert_eq!(std::mem::size_of::<SlotRest>(), 64);
     }
 
     #[test]
-    fn an_expired_entry_before_the_live_one_does_not_hide_it() {
-        // One bucket; the same key inserted twice, the first copy expired:
-        // the lookup must skip it and find the second.
+    fn an_expired_entry_in_the_preferred_way_does_not_hide_the_live_one() {
+        // One bucket; the same key inserted twice, the first copy (in the
+        // preferred way) then expired: the lookup must skip it and find the
+        // second, elsewhere in the bucket.
         let mut t = FlowTable::new(WAYS);
         let k = key(7);
-        t.insert(k, k.hash(), action(1), 10, 0);
-        let (second, _) = t.insert(k, k.hash(), action(2), 100, 20);
+        let (first, _) = t.insert(k, k.hash(), action(1), 10, 0);
+        assert_eq!(first as usize, preferred_way(k.hash()));
+        let (second, _) = t.insert(k, k.hash(), action(2), 100, 5);
+        assert_ne!(first, second);
         assert_eq!(t.lookup(&k, k.hash(), 20), Some(second));
         assert_eq!(t.get_action(second).map(|a| a.src_port), Some(2));
+        let v4 = k.to_ipv4().expect("an IPv4 key");
+        assert_eq!(t.lookup_ipv4(&v4, k.hash(), 20).map(|(slot, _)| slot), Some(second));
+        // A dead preferred way is reused first.
+        let (third, _) = t.insert(key(8), k.hash(), action(3), 100, 20);
+        assert_eq!(third, first);
     }
 
     #[test]
