@@ -123,6 +123,13 @@ struct PlainIpv4 {
 }
 
 impl PlainIpv4 {
+    /// Whether the packet changes its flow's state (SYN, FIN or RST): the
+    /// established-flow path leaves these to the general one.
+    #[inline(always)]
+    fn changes_state(&self) -> bool {
+        self.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0
+    }
+
     /// The general form, for the rest of the pipeline.
     fn headers(self) -> Headers {
         Headers {
@@ -200,11 +207,14 @@ impl Pipeline {
     }
 
     /// First stage, run over a whole burst before the next: parse the
-    /// headers, hash the flow key, and start loading the flow's entry line
-    /// (see [`FlowTable::prefetch`]). The table is far larger than the
-    /// caches, so each packet's lookup is a cache miss; started for the
-    /// whole burst at once, those misses overlap instead of queuing one
-    /// behind the other.
+    /// headers, hash the flow key, and start loading the flow table line
+    /// the packet's lookup reads first: the flow's entry on the
+    /// established-flow path, the bucket's metadata for a SYN, FIN or RST,
+    /// which take the general path (a SYN's lookup mostly misses, and the
+    /// metadata is what says so). The table is far larger than the caches,
+    /// so each packet's lookup is a cache miss; started for the whole burst
+    /// at once, those misses overlap instead of queuing one behind the
+    /// other.
     ///
     /// Only the common frame is prepared; the others are parsed in full
     /// when they are finished.
@@ -213,7 +223,11 @@ impl Pipeline {
         match parse_plain_ipv4(frame) {
             Some(plain) => {
                 let hash = plain.key.hash();
-                self.flows.prefetch(hash);
+                if plain.changes_state() {
+                    self.flows.prefetch_bucket(hash);
+                } else {
+                    self.flows.prefetch_entry(hash);
+                }
                 Prepared { hash, plain: true }
             }
             None => Prepared { hash: 0, plain: false },
@@ -272,8 +286,7 @@ impl Pipeline {
         hash: u64,
         now: u32,
     ) -> Option<PortId> {
-        let changes_state = plain.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0;
-        if changes_state || plain.ttl <= 1 {
+        if plain.changes_state() || plain.ttl <= 1 {
             return None;
         }
         let (slot, entry) = self.flows.lookup_ipv4(&plain.key, hash, now)?;

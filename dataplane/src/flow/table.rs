@@ -7,17 +7,22 @@
 //! state and the expiry second) that every packet of an established flow
 //! reads, and the rest (the full [`NatAction`] and the peer's slot) that
 //! only new flows, state changes and the less common frames read. Each
-//! bucket also has a line of tags (32-bit hash fragments, 0 = empty), so
-//! that a lookup that has to search the bucket reads one line to find the
-//! candidate ways.
+//! bucket also has one metadata line: the ways' tags (32-bit hash
+//! fragments, 0 = empty) and expiry seconds, so that searching a bucket,
+//! and choosing a way for an insert, read one line to find the candidates.
+//! The expiry is kept in both places, and both are written together: the
+//! entry's copy serves the established-flow path, the metadata's the rest.
 //!
 //! Each key has a preferred way in its bucket, chosen by its hash
-//! ([`preferred_way`]). An insert takes it when it is free or dead, and a
-//! lookup tries it first: while the table is not crowded, an established
-//! flow is found by reading its entry's line alone, one cache miss per
-//! packet instead of two (the tags, then the entry), and the burst's
-//! prefetch of that one line is all the lookup needs. A key elsewhere in
-//! its bucket is found through the tags.
+//! ([`preferred_way`]). An insert takes it when it is free or dead, and the
+//! established-flow lookup ([`FlowTable::lookup_ipv4`]) tries it first:
+//! while the table is not crowded, an established flow is found by reading
+//! its entry's line alone, one cache miss per packet instead of two (the
+//! metadata, then the entry), and the burst's prefetch of that one line is
+//! all the lookup needs. A key elsewhere in its bucket is found through the
+//! metadata. The general lookup, which new flows make and which mostly
+//! misses, reads the metadata first: one line to learn that a key is not
+//! there.
 //!
 //! A full bucket evicts the entry closest to expiry (counted by the
 //! caller). Entries never move, so a slot index is a stable handle: the two
@@ -151,16 +156,21 @@ struct SlotRest {
     peer: u32,
 }
 
-/// A bucket's tags: which ways hold an entry, and a fragment of its hash.
+/// A bucket's tags and expiry seconds: one cache line.
 #[derive(Clone, Copy, Default)]
-#[repr(C, align(32))]
-struct BucketTags([u32; WAYS]);
+#[repr(C, align(64))]
+struct BucketMeta {
+    /// Which ways hold an entry, and a fragment of its hash.
+    tags: [u32; WAYS],
+    /// The entries' expiry seconds (as in [`FlowEntry`]).
+    expires: [u32; WAYS],
+}
 
 /// A slot index; valid until the entry is removed or evicted.
 pub type SlotId = u32;
 
 pub struct FlowTable {
-    tags: Array<BucketTags>,
+    meta: Array<BucketMeta>,
     slots: Array<FlowEntry>,
     rest: Array<SlotRest>,
     bucket_mask: usize,
@@ -204,11 +214,11 @@ impl FlowTable {
     /// heap, with the reason.
     pub fn new_in(capacity: usize, placement: Placement) -> (FlowTable, Option<String>) {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
-        let (tags, tags_fallback) = Array::filled(buckets, BucketTags::default(), placement);
+        let (meta, meta_fallback) = Array::filled(buckets, BucketMeta::default(), placement);
         let (slots, slots_fallback) = Array::filled(buckets * WAYS, FlowEntry::default(), placement);
         let (rest, rest_fallback) = Array::filled(buckets * WAYS, SlotRest::default(), placement);
-        let table = FlowTable { tags, slots, rest, bucket_mask: buckets - 1, live: 0 };
-        (table, tags_fallback.or(slots_fallback).or(rest_fallback))
+        let table = FlowTable { meta, slots, rest, bucket_mask: buckets - 1, live: 0 };
+        (table, meta_fallback.or(slots_fallback).or(rest_fallback))
     }
 
     /// Where the entries are: "heap" or "dpdk".
@@ -239,50 +249,65 @@ impl FlowTable {
         self.bucket(hash) * WAYS + preferred_way(hash)
     }
 
-    /// Starts loading the line of `hash`'s preferred slot into the cache:
-    /// a burst does this for all its packets before looking any up, so
-    /// that their misses overlap instead of queuing one behind the other.
+    /// Starts loading the line of `hash`'s preferred slot into the cache,
+    /// for [`FlowTable::lookup_ipv4`]: a burst does this for all its
+    /// packets before looking any up, so that their misses overlap instead
+    /// of queuing one behind the other.
     #[inline(always)]
-    pub fn prefetch(&self, hash: u64) {
+    pub fn prefetch_entry(&self, hash: u64) {
         if let Some(entry) = self.slots.get(self.preferred_slot(hash)) {
             crate::prefetch::prefetch0(entry);
         }
     }
 
-    /// Finds a live entry for `key`.
+    /// Starts loading `hash`'s bucket metadata line, for
+    /// [`FlowTable::lookup`] and inserts.
+    #[inline(always)]
+    pub fn prefetch_bucket(&self, hash: u64) {
+        if let Some(meta) = self.meta.get(self.bucket(hash)) {
+            crate::prefetch::prefetch0(meta);
+        }
+    }
+
+    /// Finds a live entry for `key`: the metadata line first, then the
+    /// entries whose tag matches.
     #[inline]
     pub fn lookup(&self, key: &FlowKey, hash: u64, now: u32) -> Option<SlotId> {
-        self.find(hash, |entry| entry.is_live(now) && entry.matches(key))
+        self.find_in_bucket(hash, now, usize::MAX, |entry| entry.matches(key))
     }
 
     /// Finds the live entry of an IPv4 TCP/UDP flow: the established-flow
-    /// path. Finds only [`FlowMatch::Ipv4`] entries, which every IPv4 TCP
-    /// or UDP flow has.
+    /// path. The preferred slot first, then the rest of the bucket through
+    /// its metadata. Finds only [`FlowMatch::Ipv4`] entries, which every
+    /// IPv4 TCP or UDP flow has.
     #[inline(always)]
     pub fn lookup_ipv4(&self, key: &Ipv4FlowKey, hash: u64, now: u32) -> Option<(SlotId, &FlowEntry)> {
-        let slot = self.find(hash, |entry| entry.is_live(now) && entry.is_ipv4(key))?;
+        let preferred = self.preferred_slot(hash);
+        let entry = self.slots.get(preferred)?;
+        if entry.is_live(now) && entry.is_ipv4(key) {
+            return Some((preferred as SlotId, entry));
+        }
+        let slot = self.find_in_bucket(hash, now, preferred, |entry| entry.is_ipv4(key))?;
         Some((slot, self.slots.get(slot as usize)?))
     }
 
-    /// The slot whose entry passes `matching`: the preferred one, else
-    /// another of the bucket whose tag is the hash's.
-    #[inline(always)]
-    fn find(&self, hash: u64, matching: impl Fn(&FlowEntry) -> bool) -> Option<SlotId> {
-        let preferred = self.preferred_slot(hash);
-        if matching(self.slots.get(preferred)?) {
-            return Some(preferred as SlotId);
-        }
-        self.find_in_bucket(hash, matching)
-    }
-
+    /// The live slot of `hash`'s bucket, other than `skip`, whose tag is
+    /// the hash's and whose entry passes `matching`.
     #[inline(never)]
-    fn find_in_bucket(&self, hash: u64, matching: impl Fn(&FlowEntry) -> bool) -> Option<SlotId> {
+    fn find_in_bucket(
+        &self,
+        hash: u64,
+        now: u32,
+        skip: usize,
+        matching: impl Fn(&FlowEntry) -> bool,
+    ) -> Option<SlotId> {
         let bucket = self.bucket(hash);
         let tag = tag_of(hash);
-        let tags = self.tags.get(bucket)?;
+        let meta = self.meta.get(bucket)?;
         (0..WAYS)
-            .filter(|&way| way != preferred_way(hash) && tags.0[way] == tag)
+            .filter(|&way| meta.tags[way] == tag && meta.expires[way] > now)
             .map(|way| bucket * WAYS + way)
+            .filter(|&slot| slot != skip)
             .find(|&slot| self.slots.get(slot).is_some_and(&matching))
             .map(|slot| slot as SlotId)
     }
@@ -296,7 +321,7 @@ impl FlowTable {
     #[inline]
     fn occupied(&self, slot: usize) -> bool {
         let (bucket, way) = split(slot);
-        self.tags.get(bucket).is_some_and(|t| t.0[way] != 0)
+        self.meta.get(bucket).is_some_and(|m| m.tags[way] != 0)
     }
 
     /// The entry in a slot that [`FlowTable::lookup`] just returned (no
@@ -335,19 +360,22 @@ impl FlowTable {
         if !self.occupied(slot) {
             return;
         }
-        let Some(entry) = self.slots.get_mut(slot) else { return };
-        if entry.expires == expires_at && entry.state == state {
+        if self.slots[slot].expires == expires_at && self.slots[slot].state == state {
             return;
         }
-        entry.expires = expires_at;
-        entry.state = state;
+        self.set(slot, state, expires_at);
         let peer = self.rest[slot].peer as usize;
         if peer != NO_PEER as usize && self.occupied(peer) {
-            if let Some(entry) = self.slots.get_mut(peer) {
-                entry.expires = expires_at;
-                entry.state = state;
-            }
+            self.set(peer, state, expires_at);
         }
+    }
+
+    /// Writes an occupied slot's state and expiry, in both places.
+    fn set(&mut self, slot: usize, state: FlowState, expires_at: u32) {
+        let (bucket, way) = split(slot);
+        self.meta[bucket].expires[way] = expires_at;
+        self.slots[slot].expires = expires_at;
+        self.slots[slot].state = state;
     }
 
     /// Extends an open entry that [`FlowTable::lookup_ipv4`] just returned,
@@ -374,7 +402,8 @@ impl FlowTable {
             return NO_PEER;
         }
         let (bucket, way) = split(slot);
-        self.tags[bucket].0[way] = 0;
+        self.meta[bucket].tags[way] = 0;
+        self.meta[bucket].expires[way] = 0;
         // An empty slot is never live, whatever its key.
         self.slots[slot].expires = 0;
         self.live -= 1;
@@ -384,29 +413,36 @@ impl FlowTable {
     /// Picks the slot to write for `hash`: the preferred way if it is free
     /// or dead, else an empty way, else an expired one, else the one
     /// closest to expiry (evicting it and its peer). `avoid` is a slot
-    /// already claimed by this same insert. Only when the bucket has no
-    /// empty way are the entries' lines read, for their expiry.
+    /// already claimed by this same insert. Only the bucket's metadata line
+    /// is read to decide.
+    ///
+    /// A dead entry is reused without clearing its peer: the two always
+    /// share their expiry (they are written and refreshed together), so the
+    /// peer is dead too and will be reused in its turn. Its link back is
+    /// never followed, because only live entries' links are (lookups find
+    /// only live entries). This spares a new flow the three lines of
+    /// another bucket that clearing the peer would touch.
     fn claim(&mut self, hash: u64, now: u32, avoid: usize, outcome: &mut InsertOutcome) -> usize {
         let bucket = self.bucket(hash);
         let base = bucket * WAYS;
-        let tags = self.tags[bucket].0;
-        let preferred = base + preferred_way(hash);
-        if preferred != avoid && (tags[preferred - base] == 0 || !self.slots[preferred].is_live(now)) {
-            self.remove(preferred as SlotId);
-            return preferred;
+        let meta = self.meta[bucket];
+        let preferred = preferred_way(hash);
+        if base + preferred != avoid && (meta.tags[preferred] == 0 || meta.expires[preferred] <= now) {
+            self.clear(base + preferred);
+            return base + preferred;
         }
-        let candidates = (base..base + WAYS).filter(|&slot| slot != avoid);
-        if let Some(slot) = candidates.clone().find(|&slot| tags[slot - base] == 0) {
-            return slot;
+        let candidates = (0..WAYS).filter(|w| base + w != avoid);
+        if let Some(way) = candidates.clone().find(|&w| meta.tags[w] == 0) {
+            return base + way;
         }
-        if let Some(slot) = candidates.clone().find(|&slot| !self.slots[slot].is_live(now)) {
-            self.remove(slot as SlotId);
-            return slot;
+        if let Some(way) = candidates.clone().find(|&w| meta.expires[w] <= now) {
+            self.clear(base + way);
+            return base + way;
         }
-        let slot = candidates.clone().min_by_key(|&slot| self.slots[slot].expires).unwrap_or(base);
+        let way = candidates.min_by_key(|&w| meta.expires[w]).unwrap_or(0);
         outcome.evicted += 1;
-        self.remove(slot as SlotId);
-        slot
+        self.remove((base + way) as SlotId);
+        base + way
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -422,7 +458,8 @@ impl FlowTable {
         expires_at: u32,
     ) {
         let (bucket, way) = split(slot);
-        self.tags[bucket].0[way] = tag_of(hash);
+        self.meta[bucket].tags[way] = tag_of(hash);
+        self.meta[bucket].expires[way] = expires_at;
         self.slots[slot] = FlowEntry::new(key, &action, state, is_reply, expires_at);
         self.rest[slot] = SlotRest { action, peer };
         self.live += 1;
@@ -507,16 +544,20 @@ mod tests {
         assert_eq!((t.get(slot).map(|e| e.state), t.expires_at(slot)), (Some(FlowState::Open), 100));
         assert_eq!(t.expires_at(rs), 100, "the peer is refreshed too");
         assert_eq!(t.lookup(&f, f.hash(), 100), None, "expired at 100");
+        // The entry's copy of the expiry says the same as the metadata's.
+        let f4 = f.to_ipv4().expect("an IPv4 key");
+        assert_eq!(t.lookup_ipv4(&f4, f.hash(), 99).map(|(s, _)| s), Some(slot));
+        assert_eq!(t.lookup_ipv4(&f4, f.hash(), 100).map(|(s, _)| s), None);
         t.remove(slot);
         assert!(t.is_empty());
     }
 
     #[test]
-    fn entries_are_one_cache_line_and_tags_half_of_one() {
+    fn entries_and_metadata_are_one_cache_line_each() {
         assert_eq!(std::mem::size_of::<Ipv4Rewrite>(), 22);
         assert_eq!(std::mem::size_of::<FlowEntry>(), 64);
         assert_eq!(std::mem::align_of::<FlowEntry>(), 64);
-        assert_eq!(std::mem::size_of::<BucketTags>(), 32);
+        assert_eq!(std::mem::size_of::<BucketMeta>(), 64);
         assert_eq!(std::mem::size_of::<SlotRest>(), 64);
     }
 
@@ -552,6 +593,35 @@ mod tests {
         assert_eq!(t.lookup(&a, hash, 1), Some(sa));
         assert_eq!(t.lookup(&b, hash, 1), Some(sb));
         assert_eq!(t.lookup(&key(3), hash, 1), None);
+    }
+
+    /// A hash that lands in bucket 0 with the given preferred way and tag.
+    fn hash_for(way: usize, tag: u32) -> u64 {
+        u64::from(tag) << 32 | (way as u64) << 29
+    }
+
+    #[test]
+    fn reusing_a_dead_entry_leaves_its_peers_slot_to_its_new_owner() {
+        let mut t = FlowTable::new(WAYS);
+        let (f, r, a, b, c) = (key(1), key(2), key(3), key(4), key(5));
+        let (hf, hr, ha, hb, hc) = (hash_for(0, 1), hash_for(1, 2), hash_for(0, 3), hash_for(2, 4), hash_for(1, 5));
+        t.insert_pair((f, hf, action(1)), (r, hr, action(2)), FlowState::Open, 10, 0);
+        // At 20 both are dead: `a` reuses f's way; `b` takes an empty one.
+        let (sa, _) = t.insert_pair((a, ha, action(3)), (b, hb, action(4)), FlowState::Open, 100, 20);
+        assert_eq!(sa, 0);
+        assert_eq!(t.len(), 3, "r is left in place until its way is reused");
+        // Then r's way is reused. r's link pointed at f's slot, now a's:
+        // following it would drop a live flow.
+        let (sc, out) = t.insert(c, hc, action(5), 100, 30);
+        assert_eq!((sc, out.evicted), (1, 0));
+        assert_eq!(t.lookup(&a, ha, 30), Some(sa));
+        assert!(t.lookup(&b, hb, 30).is_some());
+        assert_eq!(t.lookup(&c, hc, 30), Some(sc));
+        assert_eq!((t.lookup(&f, hf, 30), t.lookup(&r, hr, 30)), (None, None));
+        // a's own peer is still b.
+        t.remove(sa);
+        assert_eq!((t.lookup(&a, ha, 30), t.lookup(&b, hb, 30)), (None, None));
+        assert_eq!(t.lookup(&c, hc, 30), Some(sc));
     }
 
     #[test]
