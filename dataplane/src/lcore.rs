@@ -150,7 +150,7 @@ impl<Q: PortQueue> Worker<Q> {
                 prepared.push(pipeline.prepare(buf.data()));
             }
             for (mut buf, p) in rx.drain(..).zip(prepared.iter()) {
-                match pipeline.forward_established(snap, buf.data_mut(), p, now) {
+                match pipeline.forward_established(buf.data_mut(), p, now) {
                     Some(egress) => enqueue(&mut pipeline.counters, out.tx, egress, buf),
                     None => handle(pipeline, snap, &mut out, port as PortId, buf, Some(p), now),
                 }

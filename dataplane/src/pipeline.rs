@@ -262,30 +262,17 @@ impl Pipeline {
     /// the flow and returns the egress port. Any other frame gets `None`
     /// with nothing changed, and goes through [`Pipeline::finish`].
     #[inline(always)]
-    pub fn forward_established(
-        &mut self,
-        snap: &Snapshot,
-        frame: &mut [u8],
-        prepared: &Prepared,
-        now: u32,
-    ) -> Option<PortId> {
+    pub fn forward_established(&mut self, frame: &mut [u8], prepared: &Prepared, now: u32) -> Option<PortId> {
         if !prepared.plain {
             return None;
         }
         let plain = read_plain_ipv4(frame)?;
-        self.established(snap, frame, &plain, prepared.hash, now)
+        self.established(frame, &plain, prepared.hash, now)
     }
 
     /// See [`Pipeline::forward_established`].
     #[inline(always)]
-    fn established(
-        &mut self,
-        snap: &Snapshot,
-        frame: &mut [u8],
-        plain: &PlainIpv4,
-        hash: u64,
-        now: u32,
-    ) -> Option<PortId> {
+    fn established(&mut self, frame: &mut [u8], plain: &PlainIpv4, hash: u64, now: u32) -> Option<PortId> {
         if plain.changes_state() || plain.ttl <= 1 {
             return None;
         }
@@ -294,11 +281,8 @@ impl Pipeline {
             return None;
         }
         let tx_port = entry.tx_port;
-        // The source MAC is the egress port's (ports keep their MACs for
-        // the life of the process).
-        let src_mac = &snap.ports.get(usize::from(tx_port))?.mac;
         // `apply` changes nothing when it refuses.
-        if !entry.rewrite()?.apply(frame, plain.key.proto, src_mac) {
+        if !entry.rewrite()?.apply(frame, plain.key.proto) {
             return None;
         }
         let expires = now.saturating_add(self.timeout(FlowState::Open, plain.key.proto));
@@ -328,7 +312,7 @@ impl Pipeline {
         }
 
         if let Some(plain) = &headers.plain {
-            if let Some(tx_port) = self.established(snap, frame, plain, hash, now) {
+            if let Some(tx_port) = self.established(frame, plain, hash, now) {
                 return Verdict::Forward(tx_port);
             }
         }

@@ -6,19 +6,18 @@
 //! its key) and gets the same new ones, and a router's TTL decrement
 //! changes the IPv4 checksum by the same amount every time, so both
 //! checksum updates are one constant each per flow. Computed once here,
-//! the established-flow path writes 24 bytes and adds two constants
+//! the established-flow path writes 36 bytes and adds two constants
 //! instead of summing the changes again for every packet. Anything else
 //! (IPv6, VLAN tags, IP options, SCTP) takes the general rewrite.
 //!
-//! It is 22 bytes, so that with the key it fits the flow entry's one cache
-//! line: the source MAC, always the egress port's, and the protocol, the
-//! key's, are not repeated here.
+//! It is 28 bytes, so that with the IPv4 key it fits the flow entry's one
+//! cache line: the protocol, the key's, is not repeated here. Both MACs
+//! are, so that the established-flow path reads nothing but the entry.
 
 use super::key::FlowKey;
 use super::table::NatAction;
 use crate::tables::proto;
 use crate::wire::checksum::{apply_folded, update_udp, Delta};
-use crate::wire::MacAddr;
 
 /// Offsets in the common frame: Ethernet (14), IPv4 (20), then TCP/UDP.
 const TTL: usize = 22;
@@ -32,7 +31,8 @@ const UDP_CHECKSUM: usize = 34 + 6;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct Ipv4Rewrite {
-    dst_mac: [u8; 6],
+    /// Destination then source MAC, as on the wire.
+    macs: [u8; 12],
     /// New source then destination address, as on the wire.
     addresses: [u8; 8],
     /// New source then destination port, as on the wire.
@@ -62,11 +62,14 @@ impl Ipv4Rewrite {
         let l4 = addresses.u32(ports(key.src_port, key.dst_port), ports(action.src_port, action.dst_port));
         let in_memory_order = |sum: u16| u16::from_ne_bytes(sum.to_be_bytes());
 
+        let mut macs = [0u8; 12];
+        macs[..6].copy_from_slice(&action.dst_mac.0);
+        macs[6..].copy_from_slice(&action.src_mac.0);
         let mut addresses = [0u8; 8];
         addresses[..4].copy_from_slice(&new_src.to_be_bytes());
         addresses[4..].copy_from_slice(&new_dst.to_be_bytes());
         Some(Ipv4Rewrite {
-            dst_mac: action.dst_mac.0,
+            macs,
             addresses,
             ports: ports(action.src_port, action.dst_port).to_be_bytes(),
             ip_delta: in_memory_order(ip.folded()),
@@ -75,23 +78,23 @@ impl Ipv4Rewrite {
     }
 
     /// Rewrites a common frame (see the module documentation) of this
-    /// flow, whose protocol is `protocol`, to leave from a port with MAC
-    /// `src_mac`: the parser has checked its layout, its TTL is above 1,
+    /// flow, whose protocol is `protocol`: the parser has checked its
+    /// layout, its TTL is above 1,
     /// and it holds a whole TCP or UDP header. Returns false, changing
     /// nothing, if the frame is too short for that or the protocol is
     /// neither.
     #[inline(always)]
-    pub fn apply(&self, frame: &mut [u8], protocol: u8, src_mac: &MacAddr) -> bool {
+    pub fn apply(&self, frame: &mut [u8], protocol: u8) -> bool {
         match protocol {
             proto::TCP => {
                 let Some(h) = frame.first_chunk_mut::<{ TCP_CHECKSUM + 2 }>() else { return false };
-                self.apply_ip(h, src_mac);
+                self.apply_ip(h);
                 update(h, TCP_CHECKSUM, self.l4_delta);
                 true
             }
             proto::UDP => {
                 let Some(h) = frame.first_chunk_mut::<{ UDP_CHECKSUM + 2 }>() else { return false };
-                self.apply_ip(h, src_mac);
+                self.apply_ip(h);
                 // UDP's zero rule; 0 and 0xFFFF read the same in memory
                 // order as in network order.
                 let field = u16::from_ne_bytes([h[UDP_CHECKSUM], h[UDP_CHECKSUM + 1]]);
@@ -105,9 +108,8 @@ impl Ipv4Rewrite {
 
     /// MACs, TTL, addresses and ports, and the IPv4 header checksum.
     #[inline(always)]
-    fn apply_ip<const N: usize>(&self, h: &mut [u8; N], src_mac: &MacAddr) {
-        h[..6].copy_from_slice(&self.dst_mac);
-        h[6..12].copy_from_slice(&src_mac.0);
+    fn apply_ip<const N: usize>(&self, h: &mut [u8; N]) {
+        h[..12].copy_from_slice(&self.macs);
         h[TTL] = h[TTL].wrapping_sub(1);
         update(h, IP_CHECKSUM, self.ip_delta);
         h[ADDRESSES..ADDRESSES + 8].copy_from_slice(&self.addresses);
@@ -204,7 +206,7 @@ mod tests {
             };
             let a = action(Ipv4Addr::from(new[0]), Ipv4Addr::from(new[1]), new_ports[0], new_ports[1]);
             let rewrite = Ipv4Rewrite::compile(&key, &a).expect("compiled");
-            prop_assert!(rewrite.apply(&mut f, key.proto, &a.src_mac));
+            prop_assert!(rewrite.apply(&mut f, key.proto));
             check_rewritten(&f, &a, ttl);
         }
     }
@@ -216,7 +218,7 @@ mod tests {
         f[UDP_CHECKSUM..UDP_CHECKSUM + 2].copy_from_slice(&[0, 0]);
         let key = FlowKey { src: src.into(), dst: dst.into(), src_port: 5000, dst_port: 53, proto: proto::UDP };
         let a = action(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 244, 0, 5), 40000, 5353);
-        assert!(Ipv4Rewrite::compile(&key, &a).expect("compiled").apply(&mut f, proto::UDP, &a.src_mac));
+        assert!(Ipv4Rewrite::compile(&key, &a).expect("compiled").apply(&mut f, proto::UDP));
         assert_eq!(&f[UDP_CHECKSUM..UDP_CHECKSUM + 2], &[0, 0]);
         check_rewritten(&f, &a, 64);
     }
@@ -238,9 +240,9 @@ mod tests {
         let tcp = FlowKey { src: a.src, dst: a.dst, src_port: 1, dst_port: 2, proto: proto::TCP };
         let rewrite = Ipv4Rewrite::compile(&tcp, &a).expect("compiled");
         let mut short = vec![0u8; TCP_CHECKSUM + 1];
-        assert!(!rewrite.apply(&mut short, proto::TCP, &a.src_mac));
+        assert!(!rewrite.apply(&mut short, proto::TCP));
         assert!(short.iter().all(|&b| b == 0), "a refused frame is unchanged");
         let mut whole = vec![0u8; 80];
-        assert!(!rewrite.apply(&mut whole, proto::SCTP, &a.src_mac), "neither TCP nor UDP");
+        assert!(!rewrite.apply(&mut whole, proto::SCTP), "neither TCP nor UDP");
     }
 }

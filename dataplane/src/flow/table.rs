@@ -554,7 +554,7 @@ mod tests {
 
     #[test]
     fn entries_and_metadata_are_one_cache_line_each() {
-        assert_eq!(std::mem::size_of::<Ipv4Rewrite>(), 22);
+        assert_eq!(std::mem::size_of::<Ipv4Rewrite>(), 28);
         assert_eq!(std::mem::size_of::<FlowEntry>(), 64);
         assert_eq!(std::mem::align_of::<FlowEntry>(), 64);
         assert_eq!(std::mem::size_of::<BucketMeta>(), 64);
