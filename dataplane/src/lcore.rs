@@ -141,13 +141,19 @@ impl<Q: PortQueue> Worker<Q> {
         for (port, queue) in queues.iter_mut().enumerate() {
             rx.clear();
             received += queue.rx_burst(rx);
-            // The burst in two passes (see `Pipeline::prepare`): parse and
-            // prefetch flow entries, then forward.
+            // The burst in three passes (see `Pipeline::prepare`): parse,
+            // prefetch flow entries, forward.
             prepared.clear();
+            let mut bytes = 0;
             for buf in rx.iter() {
-                pipeline.counters.rx_packets += 1;
-                pipeline.counters.rx_bytes += buf.data().len() as u64;
-                prepared.push(pipeline.prepare(buf.data()));
+                let frame = buf.data();
+                bytes += frame.len() as u64;
+                prepared.push(pipeline.prepare(frame));
+            }
+            pipeline.counters.rx_packets += rx.len() as u64;
+            pipeline.counters.rx_bytes += bytes;
+            for p in prepared.iter() {
+                pipeline.prefetch(p);
             }
             for (mut buf, p) in rx.drain(..).zip(prepared.iter()) {
                 match pipeline.forward_established(buf.data_mut(), p, now) {

@@ -87,7 +87,8 @@ impl Default for PipelineConfig {
 }
 
 /// A frame after [`Pipeline::prepare`]: whether it is the common frame
-/// ([`parse_plain_ipv4`] accepted it) and then its flow hash.
+/// ([`parse_plain_ipv4`] accepted it), and then its flow hash and whether
+/// it changes its flow's state.
 ///
 /// Only these two words are kept between the passes. The headers are read
 /// again from the frame (in L1 by then) when it is finished: a whole
@@ -97,6 +98,7 @@ impl Default for PipelineConfig {
 pub struct Prepared {
     hash: u64,
     plain: bool,
+    changes_state: bool,
 }
 
 /// Where the headers of a parsed packet are, and its flow key.
@@ -207,30 +209,36 @@ impl Pipeline {
     }
 
     /// First stage, run over a whole burst before the next: parse the
-    /// headers, hash the flow key, and start loading the flow table line
-    /// the packet's lookup reads first: the flow's entry on the
-    /// established-flow path, the bucket's metadata for a SYN, FIN or RST,
-    /// which take the general path (a SYN's lookup mostly misses, and the
-    /// metadata is what says so). The table is far larger than the caches,
-    /// so each packet's lookup is a cache miss; started for the whole burst
-    /// at once, those misses overlap instead of queuing one behind the
-    /// other.
+    /// headers and hash the flow key. The flow table is far larger than the
+    /// caches, so each packet's lookup is a cache miss; the second stage
+    /// ([`Pipeline::prefetch`]) starts them all, so that they overlap
+    /// instead of queuing one behind the other.
     ///
     /// Only the common frame is prepared; the others are parsed in full
     /// when they are finished.
     #[inline]
     pub fn prepare(&self, frame: &[u8]) -> Prepared {
         match parse_plain_ipv4(frame) {
-            Some(plain) => {
-                let hash = plain.key.hash();
-                if plain.changes_state() {
-                    self.flows.prefetch_bucket(hash);
-                } else {
-                    self.flows.prefetch_entry(hash);
-                }
-                Prepared { hash, plain: true }
+            Some(plain) => Prepared { hash: plain.key.hash(), plain: true, changes_state: plain.changes_state() },
+            None => Prepared::default(),
+        }
+    }
+
+    /// Second stage, over the whole burst again: start loading the flow
+    /// table line each prepared packet's lookup reads first, its entry on
+    /// the established-flow path, its bucket's metadata for a SYN, FIN or
+    /// RST. Kept apart from the parsing, in a loop of a few instructions
+    /// per packet, so that all the burst's loads are in flight at once:
+    /// within the first stage, the parsing between two prefetches held the
+    /// core's window to a handful of them.
+    #[inline(always)]
+    pub fn prefetch(&self, prepared: &Prepared) {
+        if prepared.plain {
+            if prepared.changes_state {
+                self.flows.prefetch_bucket(prepared.hash);
+            } else {
+                self.flows.prefetch_entry(prepared.hash);
             }
-            None => Prepared { hash: 0, plain: false },
         }
     }
 

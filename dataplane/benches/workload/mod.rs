@@ -167,12 +167,15 @@ impl Burst {
         }
     }
 
-    /// The burst through the pipeline in the worker's two passes.
+    /// The burst through the pipeline in the worker's three passes.
     #[inline]
     pub fn process(&mut self, pipeline: &mut Pipeline, snap: &Snapshot, now: u32) -> usize {
         self.prepared.clear();
         for buf in self.bufs.iter() {
             self.prepared.push(pipeline.prepare(&buf[..]));
+        }
+        for p in self.prepared.iter() {
+            pipeline.prefetch(p);
         }
         let mut forwarded = 0;
         for (buf, p) in self.bufs.iter_mut().zip(self.prepared.iter()) {
