@@ -284,17 +284,23 @@ impl Pipeline {
         if plain.changes_state() || plain.ttl <= 1 {
             return None;
         }
-        let (slot, entry) = self.flows.lookup_ipv4(&plain.key, hash, now)?;
+        let (slot, entry, rewrite) = self.flows.lookup_ipv4(&plain.key, hash, now)?;
         if entry.state != FlowState::Open {
             return None;
         }
         let tx_port = entry.tx_port;
+        let expires = now.saturating_add(self.timeout(FlowState::Open, plain.key.proto));
+        // Another packet in the same second, the common case, leaves the
+        // entry as it is.
+        let refreshed = entry.expires() == expires;
         // `apply` changes nothing when it refuses.
-        if !entry.rewrite()?.apply(frame, plain.key.proto) {
+        if !rewrite.apply(frame, plain.key.proto) {
             return None;
         }
-        let expires = now.saturating_add(self.timeout(FlowState::Open, plain.key.proto));
-        self.flows.refresh(slot, expires);
+        if !refreshed {
+            // The entry and its peer.
+            self.flows.touch(slot, FlowState::Open, expires);
+        }
         Some(tx_port)
     }
 

@@ -119,6 +119,12 @@ impl FlowEntry {
         }
     }
 
+    /// The second after which the entry is dead.
+    #[inline(always)]
+    pub fn expires(&self) -> u32 {
+        self.expires
+    }
+
     #[inline]
     fn is_live(&self, now: u32) -> bool {
         self.expires > now
@@ -276,19 +282,36 @@ impl FlowTable {
         self.find_in_bucket(hash, now, usize::MAX, |entry| entry.matches(key))
     }
 
-    /// Finds the live entry of an IPv4 TCP/UDP flow: the established-flow
-    /// path. The preferred slot first, then the rest of the bucket through
-    /// its metadata. Finds only [`FlowMatch::Ipv4`] entries, which every
-    /// IPv4 TCP or UDP flow has.
+    /// Finds the live entry of an IPv4 TCP/UDP flow, and its compiled
+    /// rewrite: the established-flow path. The preferred slot first, then
+    /// the rest of the bucket through its metadata. Finds only
+    /// [`FlowMatch::Ipv4`] entries, which every IPv4 TCP or UDP flow has.
     #[inline(always)]
-    pub fn lookup_ipv4(&self, key: &Ipv4FlowKey, hash: u64, now: u32) -> Option<(SlotId, &FlowEntry)> {
+    pub fn lookup_ipv4(&self, key: &Ipv4FlowKey, hash: u64, now: u32) -> Option<(SlotId, &FlowEntry, &Ipv4Rewrite)> {
         let preferred = self.preferred_slot(hash);
         let entry = self.slots.get(preferred)?;
-        if entry.is_live(now) && entry.is_ipv4(key) {
-            return Some((preferred as SlotId, entry));
+        match &entry.flow {
+            FlowMatch::Ipv4 { key: k, rewrite } if k == key && entry.is_live(now) => {
+                Some((preferred as SlotId, entry, rewrite))
+            }
+            _ => self.lookup_ipv4_elsewhere(*key, hash, now, preferred),
         }
-        let slot = self.find_in_bucket(hash, now, preferred, |entry| entry.is_ipv4(key))?;
-        Some((slot, self.slots.get(slot as usize)?))
+    }
+
+    /// [`FlowTable::lookup_ipv4`] past the preferred slot. Out of line, and
+    /// given the key by value, so that the common case keeps the key in
+    /// registers.
+    #[inline(never)]
+    fn lookup_ipv4_elsewhere(
+        &self,
+        key: Ipv4FlowKey,
+        hash: u64,
+        now: u32,
+        preferred: usize,
+    ) -> Option<(SlotId, &FlowEntry, &Ipv4Rewrite)> {
+        let slot = self.find_in_bucket(hash, now, preferred, |entry| entry.is_ipv4(&key))?;
+        let entry = self.slots.get(slot as usize)?;
+        Some((slot, entry, entry.rewrite()?))
     }
 
     /// The live slot of `hash`'s bucket, other than `skip`, whose tag is
@@ -376,17 +399,6 @@ impl FlowTable {
         self.meta[bucket].expires[way] = expires_at;
         self.slots[slot].expires = expires_at;
         self.slots[slot].state = state;
-    }
-
-    /// Extends an open entry that [`FlowTable::lookup_ipv4`] just returned,
-    /// and its peer, to `expires_at`. Another packet in the same second, the
-    /// common case, only compares, on the line the lookup read.
-    #[inline(always)]
-    pub fn refresh(&mut self, slot: SlotId, expires_at: u32) {
-        if self.slots.get(slot as usize).is_some_and(|e| e.expires == expires_at) {
-            return;
-        }
-        self.touch(slot, FlowState::Open, expires_at);
     }
 
     /// Removes an entry and its peer.
@@ -546,8 +558,8 @@ mod tests {
         assert_eq!(t.lookup(&f, f.hash(), 100), None, "expired at 100");
         // The entry's copy of the expiry says the same as the metadata's.
         let f4 = f.to_ipv4().expect("an IPv4 key");
-        assert_eq!(t.lookup_ipv4(&f4, f.hash(), 99).map(|(s, _)| s), Some(slot));
-        assert_eq!(t.lookup_ipv4(&f4, f.hash(), 100).map(|(s, _)| s), None);
+        assert_eq!(t.lookup_ipv4(&f4, f.hash(), 99).map(|(s, _, _)| s), Some(slot));
+        assert_eq!(t.lookup_ipv4(&f4, f.hash(), 100).map(|(s, _, _)| s), None);
         t.remove(slot);
         assert!(t.is_empty());
     }
@@ -575,7 +587,7 @@ mod tests {
         assert_eq!(t.lookup(&k, k.hash(), 20), Some(second));
         assert_eq!(t.get_action(second).map(|a| a.src_port), Some(2));
         let v4 = k.to_ipv4().expect("an IPv4 key");
-        assert_eq!(t.lookup_ipv4(&v4, k.hash(), 20).map(|(slot, _)| slot), Some(second));
+        assert_eq!(t.lookup_ipv4(&v4, k.hash(), 20).map(|(slot, _, _)| slot), Some(second));
         // A dead preferred way is reused first.
         let (third, _) = t.insert(key(8), k.hash(), action(3), 100, 20);
         assert_eq!(third, first);
