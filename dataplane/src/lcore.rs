@@ -56,7 +56,7 @@ pub struct Worker<Q: PortQueue> {
     started: Instant,
     rx: Vec<Q::Buf>,
     /// The first stage's results for the burst in `rx`.
-    prepared: Vec<Prepared>,
+    prepared: [Prepared; BURST],
     /// Packets waiting for transmission, one batch per egress port.
     tx: Vec<Vec<Q::Buf>>,
 }
@@ -90,7 +90,7 @@ impl<Q: PortQueue> Worker<Q> {
             inject,
             started: Instant::now(),
             rx: Vec::with_capacity(BURST),
-            prepared: Vec::with_capacity(BURST),
+            prepared: [Prepared::default(); BURST],
             // Room for every port's burst, the handoff burst and the slow
             // path's burst to land on one egress port.
             tx: (0..ports).map(|_| Vec::with_capacity(BURST * (ports + 2))).collect(),
@@ -143,22 +143,27 @@ impl<Q: PortQueue> Worker<Q> {
             received += queue.rx_burst(rx);
             // The burst in three passes (see `Pipeline::prepare`): parse,
             // prefetch flow entries, forward.
-            prepared.clear();
+            // A port gives at most BURST packets (`rx_burst`); any beyond
+            // would be unprepared, and processed in full below.
+            let prepared = &mut prepared[..rx.len().min(BURST)];
             let mut bytes = 0;
-            for buf in rx.iter() {
+            for (i, buf) in rx.iter().enumerate() {
                 let frame = buf.data();
                 bytes += frame.len() as u64;
-                prepared.push(pipeline.prepare(frame));
+                if let Some(p) = prepared.get_mut(i) {
+                    *p = pipeline.prepare(frame);
+                }
             }
             pipeline.counters.rx_packets += rx.len() as u64;
             pipeline.counters.rx_bytes += bytes;
             for p in prepared.iter() {
                 pipeline.prefetch(p);
             }
-            for (mut buf, p) in rx.drain(..).zip(prepared.iter()) {
-                match pipeline.forward_established(buf.data_mut(), p, now) {
+            for (i, mut buf) in rx.drain(..).enumerate() {
+                let p = prepared.get(i);
+                match p.and_then(|p| pipeline.forward_established(buf.data_mut(), p, now)) {
                     Some(egress) => enqueue(&mut pipeline.counters, out.tx, egress, buf),
-                    None => handle(pipeline, snap, &mut out, port as PortId, buf, Some(p), now),
+                    None => handle(pipeline, snap, &mut out, port as PortId, buf, p, now),
                 }
             }
         }
