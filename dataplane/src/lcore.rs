@@ -143,6 +143,7 @@ impl<Q: PortQueue> Worker<Q> {
             received += queue.rx_burst(rx);
             // The burst in three passes (see `Pipeline::prepare`): parse,
             // prefetch flow entries, forward.
+            //
             // A port gives at most BURST packets (`rx_burst`); any beyond
             // would be unprepared, and processed in full below.
             let prepared = &mut prepared[..rx.len().min(BURST)];

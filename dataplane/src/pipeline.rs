@@ -292,12 +292,12 @@ impl Pipeline {
         let expires = now.saturating_add(self.timeout(FlowState::Open, plain.key.proto));
         // Another packet in the same second, the common case, leaves the
         // entry as it is.
-        let refreshed = entry.expires() == expires;
+        let already_fresh = entry.expires() == expires;
         // `apply` changes nothing when it refuses.
         if !rewrite.apply(frame, plain.key.proto) {
             return None;
         }
-        if !refreshed {
+        if !already_fresh {
             // The entry and its peer.
             self.flows.touch(slot, FlowState::Open, expires);
         }

@@ -105,6 +105,7 @@ impl Ipv4FlowKey {
         fold_mul(self.addresses ^ 0x243f_6a88_85a3_08d3, rest ^ 0x1319_8a2e_0370_7344)
     }
 
+    /// The general form of the same key.
     pub fn to_flow_key(&self) -> FlowKey {
         let a = self.addresses.to_le_bytes();
         let p = self.ports.to_le_bytes();
