@@ -607,6 +607,25 @@ mod tests {
         assert_eq!(t.lookup(&key(3), hash, 1), None);
     }
 
+    #[test]
+    fn ipv4_tcp_entries_are_compiled_and_others_keep_the_general_key() {
+        let mut t = FlowTable::new(64);
+        let tcp = key(1);
+        let sctp = FlowKey { proto: crate::tables::proto::SCTP, ..key(2) };
+        let v6 = FlowKey { dst: std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1).into(), ..key(3) };
+        for k in [tcp, sctp, v6] {
+            let (slot, _) = t.insert(k, k.hash(), action(1), 100, 0);
+            assert_eq!(t.lookup(&k, k.hash(), 1), Some(slot));
+            let entry = t.get(slot).expect("an entry");
+            assert_eq!(entry.key(), k, "the key as inserted");
+            let v4 = k.to_ipv4();
+            assert_eq!(entry.rewrite().is_some(), k == tcp, "{k:?}");
+            // The established lookup finds only the compiled entry.
+            let fast = v4.and_then(|v4| t.lookup_ipv4(&v4, k.hash(), 1)).map(|(s, _, _)| s);
+            assert_eq!(fast, (k == tcp).then_some(slot), "{k:?}");
+        }
+    }
+
     /// A hash that lands in bucket 0 with the given preferred way and tag.
     fn hash_for(way: usize, tag: u32) -> u64 {
         u64::from(tag) << 32 | (way as u64) << 29
