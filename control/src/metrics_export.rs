@@ -44,7 +44,10 @@ fn describe() {
     describe_counter!("switchyard_flows_created_total", "New flows");
     describe_counter!("switchyard_flow_evictions_total", "Live flows evicted from a full flow table bucket");
     describe_counter!("switchyard_drops_total", "Dropped packets, by reason");
-    describe_gauge!("switchyard_flow_entries", "Flow table entries in use (two per NAT flow)");
+    describe_gauge!(
+        "switchyard_flow_entries",
+        "Flow table slots occupied (two per NAT flow; an expired entry counts until its slot is reused)"
+    );
     describe_gauge!("switchyard_snapshot_generation", "Generation of the table snapshot a core uses");
     describe_gauge!("switchyard_published_generation", "Generation of the last published table snapshot");
     describe_histogram!(
