@@ -6,7 +6,8 @@
 //! its key) and gets the same new ones, and a router's TTL decrement
 //! changes the IPv4 checksum by the same amount every time, so both
 //! checksum updates are one constant each per flow. Computed once here,
-//! the established-flow path writes 36 bytes and adds two constants
+//! the established-flow path writes 29 bytes (MACs, TTL, addresses,
+//! ports and the two checksums) and adds two constants
 //! instead of summing the changes again for every packet. Anything else
 //! (IPv6, VLAN tags, IP options, SCTP) takes the general rewrite.
 //!
@@ -79,10 +80,9 @@ impl Ipv4Rewrite {
 
     /// Rewrites a common frame (see the module documentation) of this
     /// flow, whose protocol is `protocol`: the parser has checked its
-    /// layout, its TTL is above 1,
-    /// and it holds a whole TCP or UDP header. Returns false, changing
-    /// nothing, if the frame is too short for that or the protocol is
-    /// neither.
+    /// layout, its TTL is above 1, and it holds a whole TCP or UDP header.
+    /// Returns false, changing nothing, if the frame is too short for that
+    /// or the protocol is neither.
     #[inline(always)]
     pub fn apply(&self, frame: &mut [u8], protocol: u8) -> bool {
         match protocol {
