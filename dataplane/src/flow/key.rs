@@ -124,15 +124,20 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
-    #[test]
-    fn hash_depends_on_every_field() {
-        let base = FlowKey {
+    /// 192.168.1.2:40000 → 10.96.0.1:80 over `proto`.
+    fn client_to_vip(proto: u8) -> FlowKey {
+        FlowKey {
             src: Ipv4Addr::new(192, 168, 1, 2).into(),
             dst: Ipv4Addr::new(10, 96, 0, 1).into(),
             src_port: 40000,
             dst_port: 80,
-            proto: 6,
-        };
+            proto,
+        }
+    }
+
+    #[test]
+    fn hash_depends_on_every_field() {
+        let base = client_to_vip(6);
         let variants = [
             FlowKey { src: Ipv4Addr::new(192, 168, 1, 3).into(), ..base },
             FlowKey { dst: Ipv4Addr::new(10, 96, 0, 2).into(), ..base },
@@ -147,13 +152,7 @@ mod tests {
 
     #[test]
     fn an_ipv4_key_converts_both_ways_and_hashes_the_same() {
-        let key = FlowKey {
-            src: Ipv4Addr::new(192, 168, 1, 2).into(),
-            dst: Ipv4Addr::new(10, 96, 0, 1).into(),
-            src_port: 40000,
-            dst_port: 80,
-            proto: 17,
-        };
+        let key = client_to_vip(17);
         let v4 = key.to_ipv4().expect("both addresses are IPv4");
         assert_eq!(v4.to_flow_key(), key);
         assert_eq!(v4.hash(), key.hash());
