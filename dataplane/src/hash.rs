@@ -30,6 +30,15 @@ pub fn fold_mul(a: u64, b: u64) -> u64 {
     (product as u64) ^ ((product >> 64) as u64)
 }
 
+/// 128 bits of a stable hash of `bytes`, as 32 hex digits: the shape of a
+/// Kubernetes UID without dashes (kubelet's static pod UIDs). The control
+/// side names things derived from content with it (static pods, the ports of
+/// standalone EndpointSlices), so the same content gets the same name after a
+/// restart.
+pub fn hash_hex(bytes: &[u8]) -> String {
+    format!("{:016x}{:016x}", hash_bytes(bytes, 0x7374_6174_6963), hash_bytes(bytes, 0x706f_6473))
+}
+
 /// Hashes a byte string with a seed; stable across processes and versions.
 pub fn hash_bytes(bytes: &[u8], seed: u64) -> u64 {
     let mut state = mix64(seed ^ (bytes.len() as u64).wrapping_mul(WORD_MIX));

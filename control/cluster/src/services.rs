@@ -1,0 +1,64 @@
+//! Services and EndpointSlices from the API server, as catalog events.
+//! A watch error (410 Gone, a dropped connection, an unreachable server)
+//! re-lists with back-off; until then nothing changes, so the dataplane
+//! keeps forwarding with the last good tables.
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::Api;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use tokio::sync::{mpsc, watch};
+use tracing::warn;
+
+use services::compile::{name_of, namespace_of};
+use services::sync::CatalogEvent;
+
+/// Watches both kinds until `shutdown` or until the receiver goes away.
+pub async fn run(
+    client: kube::Client,
+    events: mpsc::UnboundedSender<CatalogEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let services = watcher::watcher(Api::<Service>::all(client.clone()), watcher::Config::default()).default_backoff();
+    let slices = watcher::watcher(Api::<EndpointSlice>::all(client), watcher::Config::default()).default_backoff();
+    let mut services = std::pin::pin!(services);
+    let mut slices = std::pin::pin!(slices);
+    let mut listed_services: Option<Vec<Service>> = None;
+    let mut listed_slices: Option<Vec<EndpointSlice>> = None;
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.changed() => return,
+            e = services.next() => match e {
+                Some(Ok(Event::Init)) => { listed_services = Some(Vec::new()); None }
+                Some(Ok(Event::InitApply(s))) => { listed_services.get_or_insert_with(Vec::new).push(s); None }
+                Some(Ok(Event::InitDone)) => Some(CatalogEvent::ServicesListed(listed_services.take().unwrap_or_default())),
+                Some(Ok(Event::Apply(s))) => Some(CatalogEvent::ServiceApplied(Box::new(s))),
+                Some(Ok(Event::Delete(s))) => Some(CatalogEvent::ServiceDeleted {
+                    namespace: namespace_of(&s.metadata).into(),
+                    name: name_of(&s.metadata).into(),
+                }),
+                Some(Err(e)) => { warn!("Service watch: {e} (re-listing)"); None }
+                None => return,
+            },
+            e = slices.next() => match e {
+                Some(Ok(Event::Init)) => { listed_slices = Some(Vec::new()); None }
+                Some(Ok(Event::InitApply(s))) => { listed_slices.get_or_insert_with(Vec::new).push(s); None }
+                Some(Ok(Event::InitDone)) => Some(CatalogEvent::SlicesListed(listed_slices.take().unwrap_or_default())),
+                Some(Ok(Event::Apply(s))) => Some(CatalogEvent::SliceApplied(Box::new(s))),
+                Some(Ok(Event::Delete(s))) => Some(CatalogEvent::SliceDeleted {
+                    namespace: namespace_of(&s.metadata).into(),
+                    name: name_of(&s.metadata).into(),
+                }),
+                Some(Err(e)) => { warn!("EndpointSlice watch: {e} (re-listing)"); None }
+                None => return,
+            },
+        };
+        if let Some(event) = event {
+            if events.send(event).is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,7 +1,0 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code)]
-
-pub mod appliance;
-pub mod containerd;
-pub mod lab_client;
-pub mod pcap;
