@@ -303,4 +303,47 @@ mod tests {
         assert!(err(&with("ipv6_subnet = \"fd00::zz/64\"")).contains("bad address"));
         assert!(err(&with("ipv4_subnet = \"fd00::/64\"")).contains("is not an IPv4 prefix"));
     }
+
+    #[test]
+    fn a_bad_field_names_its_line_and_field() {
+        let text = MINIMAL.to_string()
+            + r#"
+        [[route]]
+        prefix = "10.244.0.0/16"
+        port = "net_null0"
+        gateway_mac = "02:00:00:00:b0"
+        "#;
+        let err = format!("{:#}", Config::parse(&text).unwrap_err());
+        assert!(err.contains("line 17"), "{err}");
+        assert!(err.contains("gateway_mac"), "{err}");
+        assert!(err.contains("is not a MAC address"), "{err}");
+    }
+
+    /// The configs the repository ships (the demo's, the pcap demo's, the
+    /// DaemonSet's) are valid.
+    #[test]
+    fn shipped_configs_parse() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs");
+        for file in ["demo/switchyard.toml", "demo-pcap.toml"] {
+            let text = std::fs::read_to_string(format!("{root}/{file}")).expect("the config is there");
+            // The demos fill these in.
+            let text = text
+                .replace("@WORKER@", "1")
+                .replace("@PMD@", "af_packet")
+                .replace("@CONTAINERD@", "unix:///run/c.sock");
+            if let Err(e) = Config::parse(&text) {
+                panic!("configs/{file}: {e:#}");
+            }
+        }
+        let daemonset = std::fs::read_to_string(format!("{root}/kubernetes/daemonset.yaml")).expect("there");
+        let embedded = daemonset
+            .split("switchyard.toml: |\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n---").next())
+            .expect("the DaemonSet's ConfigMap holds switchyard.toml");
+        let toml: String = embedded.lines().map(|l| l.strip_prefix("    ").unwrap_or(l)).collect::<Vec<_>>().join("\n");
+        if let Err(e) = Config::parse(&toml) {
+            panic!("configs/kubernetes/daemonset.yaml: {e:#}");
+        }
+    }
 }
