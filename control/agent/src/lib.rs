@@ -1,6 +1,13 @@
 //! The node agent: the kubelet's duties on this node. It runs the pods this
-//! node is given (static manifests now, the API server later) through the
-//! container runtime's CRI, watches them, and reports their status.
+//! node is given (static manifests, and pods bound to it in the API server)
+//! through the container runtime's CRI, probes them, and reports their
+//! status.
+//!
+//! It owns the pods' lifecycle on the node. It must not talk to the API
+//! server (the cluster crate feeds it pods and writes their status) nor
+//! touch DPDK: it builds and tests on a machine without DPDK installed.
+
+#![deny(unsafe_code)]
 
 pub mod backoff;
 pub mod cri;

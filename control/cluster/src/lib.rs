@@ -5,6 +5,14 @@
 //! Everything here tolerates the API server going away: watchers re-list
 //! with back-off, writes are retried on the next round, and what was last
 //! read stays in force (pods keep running, the dataplane keeps its tables).
+//!
+//! It owns every conversation with the API server; it must not compile
+//! Service tables itself (it hands events to the services crate), run
+//! containers (the agent does) or read the admin API's state (the control
+//! loop sends it the node's status). The crate is `cluster`, not `kube`, so
+//! that its name does not shadow kube-rs's.
+
+#![deny(unsafe_code)]
 
 pub mod lease;
 pub mod node;

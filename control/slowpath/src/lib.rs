@@ -16,6 +16,12 @@
 //! It runs on the control thread, off the packet path: replies go back to
 //! the cores through a bounded inject ring, and nothing here can hold up
 //! forwarding.
+//!
+//! It owns the appliance's own conversations on the wire; it must not
+//! touch DPDK (frames come and go as bytes through the engine's rings) nor
+//! the Service compiler.
+
+#![deny(unsafe_code)]
 
 mod arp;
 mod echo;

@@ -4,7 +4,7 @@
 //!   worker cores) and the control thread (tables, metrics).
 //! - `switchyard check --config FILE`: validate a config and print the tables
 //!   it compiles to, without touching DPDK.
-//! - `switchyard services|counters|pods|node`: ask a running instance
+//! - `switchyard services|routes|counters|pods|node`: ask a running instance
 //!   through its admin API.
 
 use switchyard::{admin, config, runtime};
@@ -38,6 +38,13 @@ enum Command {
         #[arg(long, default_value = config::DEFAULT_ADMIN_LISTEN)]
         admin: String,
         /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The routes and neighbours the cores forward with (configured and learned).
+    Routes {
+        #[arg(long, default_value = config::DEFAULT_ADMIN_LISTEN)]
+        admin: String,
         #[arg(long)]
         json: bool,
     },
@@ -82,6 +89,9 @@ fn main() -> ExitCode {
         Command::Check { config } => check(config),
         Command::Services { admin, json } => {
             ask::<Vec<admin::views::ServiceView>>(&admin, "/v1/services", json, |v| admin::views::render_services(v))
+        }
+        Command::Routes { admin, json } => {
+            ask::<admin::views::RoutesView>(&admin, "/v1/routes", json, admin::views::render_routes)
         }
         Command::Counters { admin, json } => {
             ask::<admin::views::CountersView>(&admin, "/v1/counters", json, admin::views::render_counters)

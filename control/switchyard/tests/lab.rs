@@ -16,6 +16,9 @@
 //!   scaled away drain: their open connections keep working after SIGTERM
 //!   and end normally, new connections go elsewhere, and the pods go once
 //!   their connections are done;
+//! - a SIGHUP that adds a `[[service]]` and a route keeps both through the
+//!   publications that follow (a Service event, a neighbour learned), and
+//!   the added Service forwards;
 //! - scaling the web pods 3 → 2 → 4 uses exactly the pods that exist; a pod
 //!   whose container dies is out of the rotation quickly.
 //!
@@ -238,6 +241,7 @@ impl Lab {
 fn real_traffic_reaches_the_pods_and_follows_the_endpoints() {
     let lab = Lab::up();
     clusterip_nodeport_and_refusal(&lab);
+    reloaded_tables_outlive_later_events(&lab);
     wrk_runs(&lab);
     session_affinity(&lab);
     udp_service(&lab);
@@ -264,6 +268,69 @@ fn clusterip_nodeport_and_refusal(lab: &Lab) {
     let start = Instant::now();
     assert_eq!(curl("http://10.96.0.11/"), Err(7), "a VIP without endpoints refuses the connection");
     assert!(start.elapsed() < Duration::from_secs(1), "refused, not timed out");
+}
+
+/// The published routes' destinations and neighbours' addresses
+/// (`/v1/routes`).
+fn next_hops(a: &Appliance) -> (Vec<String>, Vec<String>) {
+    let view = a.get("/v1/routes").unwrap_or_default();
+    let list = |k: &str| -> Vec<String> {
+        let entries = view[k].as_array().cloned().unwrap_or_default();
+        entries.iter().filter_map(|e| e["destination"].as_str().map(String::from)).collect()
+    };
+    (list("routes"), list("neighbours"))
+}
+
+fn has_service(a: &Appliance, vip: &str) -> bool {
+    let services = a.get("/v1/services").and_then(|v| v.as_array().cloned()).unwrap_or_default();
+    services.iter().any(|s| s["vip"] == vip)
+}
+
+/// SIGHUP adds a `[[service]]` and a route; then a Service event and a
+/// learned neighbour each publish the tables again: the reloaded entries
+/// stay, and the added Service forwards.
+fn reloaded_tables_outlive_later_events(lab: &Lab) {
+    lab.step("SIGHUP: a [[service]] and a route, then a Service event and a learned neighbour");
+    let ip = |name: &str| {
+        pod_view(&lab.sy, &pod(name)).and_then(|p| p["ip"].as_str().map(String::from)).expect("the pod's IP")
+    };
+    let original = lab.sy.config();
+    let client_port = original
+        .split("name = \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the config's first [[port]]")
+        .to_string();
+    const ADDED_VIP: &str = "10.96.0.50";
+    const ADDED_ROUTE: &str = "198.51.100.0/24";
+    let reloaded = format!(
+        "{original}\n[[route]]\nprefix = \"{ADDED_ROUTE}\"\nport = \"{client_port}\"\n\
+         gateway_mac = \"02:53:59:00:00:aa\"\n\n[[service]]\nname = \"default/reloaded:http\"\n\
+         vip = \"{ADDED_VIP}\"\nport = 80\nbackends = [\"{}:8080\"]\n",
+        ip("web-1")
+    );
+    lab.sy.reload(&reloaded);
+    lab.sy.wait_for("the reloaded [[service]] and route", Duration::from_secs(10), |a| {
+        has_service(a, ADDED_VIP) && next_hops(a).0.contains(&ADDED_ROUTE.to_string())
+    });
+
+    // A Service event (a new standalone Service) and a neighbour learned (a
+    // new pod, resolved by ARP once it is an endpoint): each publishes.
+    write(&lab.manifests, "web-6.yaml", &web_pod("web-6"));
+    lab.wait_ready("a fourth web pod", Duration::from_secs(60), &[("10.96.0.10", 80, 4)]);
+    let web6 = ip("web-6");
+    lab.sy.wait_for("web-6 learned as a neighbour", Duration::from_secs(10), |a| next_hops(a).1.contains(&web6));
+    let (routes, _) = next_hops(&lab.sy);
+    assert!(routes.contains(&ADDED_ROUTE.to_string()), "the reloaded route is still published: {routes:?}");
+    assert!(has_service(&lab.sy, ADDED_VIP), "the reloaded [[service]] is still published");
+    let (pods, failed) = curl_spread(&format!("http://{ADDED_VIP}/"), 10);
+    assert_eq!(failed, 0, "the reloaded [[service]] answers: {pods:?}");
+    assert_eq!(pods.keys().cloned().collect::<Vec<_>>(), vec![pod("web-1")], "its one backend answers");
+
+    // Back to the lab's own config for the checks that follow.
+    lab.sy.reload(&original);
+    lab.remove_pods(&["web-6"]);
+    lab.sy.wait_for("the reloaded entries gone", Duration::from_secs(10), |a| !has_service(a, ADDED_VIP));
 }
 
 /// wrk's pod answers ("200 hello from web-1-demo") as answers per pod.

@@ -24,10 +24,10 @@ use crossbeam::queue::ArrayQueue;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use dataplane::dpdk::{self, Eal, Mbuf, Mempool, Port};
 use dataplane::flow::Placement;
 use dataplane::lcore::{handoff_rings, HandoffRings, InjectRing, SlowPacket, SlowPathRing, Worker};
 use dataplane::pipeline::PipelineConfig;
-use dataplane::port::dpdk::{self, Eal, Mbuf, Mempool, Port};
 use dataplane::port::{BufPool, PacketBuf};
 use dataplane::stats::CoreStats;
 use dataplane::tables::{Addr, NextHop};

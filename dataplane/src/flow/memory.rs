@@ -6,7 +6,7 @@
 use std::ops::{Deref, DerefMut};
 
 #[cfg(feature = "dpdk")]
-use crate::port::dpdk::DpdkArray;
+use crate::dpdk::DpdkArray;
 
 /// Where to put a flow table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

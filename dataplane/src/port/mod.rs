@@ -1,12 +1,10 @@
 //! Ports: where bursts of packets come from and go to.
 //!
 //! A core owns one [`PortQueue`] per port (its own rx/tx queue pair), so
-//! nothing here is shared between cores. Two implementations: [`dpdk`]
-//! (poll-mode drivers; the only unsafe code outside the bindings) and
-//! [`mem`] (in-memory, for tests and benches).
+//! nothing here is shared between cores. Two implementations:
+//! [`crate::dpdk`] (poll-mode drivers; the only unsafe code outside the
+//! bindings) and [`mem`] (in-memory, for tests and benches).
 
-#[cfg(feature = "dpdk")]
-pub mod dpdk;
 pub mod mem;
 
 /// Packets per receive burst.

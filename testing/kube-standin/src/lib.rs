@@ -8,6 +8,11 @@
 //! [`StandIn`] runs its own tokio runtime on a background thread, so it can be used from plain
 //! `#[test]` functions as well as from inside a caller's async runtime; all its methods are
 //! synchronous and return quickly.
+//!
+//! The tests use it only for what a real kube-apiserver cannot be made to do on demand; it is
+//! test-only, and nothing shipped depends on it.
+
+#![deny(unsafe_code)]
 
 pub mod discovery;
 mod http;

@@ -114,6 +114,21 @@ impl Appliance {
         }
     }
 
+    /// The config file it runs on (`@ADMIN@` filled in).
+    pub fn config(&self) -> String {
+        std::fs::read_to_string(&self.config).unwrap_or_default()
+    }
+
+    /// Writes `config` over its config file (atomically) and sends SIGHUP.
+    pub fn reload(&self, config: &str) {
+        let tmp = self.config.with_extension("toml.new");
+        std::fs::write(&tmp, config).expect("write the new config");
+        std::fs::rename(&tmp, &self.config).expect("move the new config in place");
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill").args(["-HUP", &child.id().to_string()]).status();
+        }
+    }
+
     /// Starts it again on the same config.
     pub fn restart(&mut self) {
         self.stop();

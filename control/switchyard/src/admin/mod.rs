@@ -1,5 +1,5 @@
 //! The admin API: a small HTTP/JSON server on loopback that the CLI reads
-//! (`switchyard services|counters|pods|node`).
+//! (`switchyard services|routes|counters|pods|node`).
 
 pub mod client;
 pub mod pod_views;
@@ -71,6 +71,13 @@ fn route<B>(state: &AdminState, req: &Request<B>) -> Response<Full<Bytes>> {
             let snap = state.snapshot.read().ok().and_then(|s| s.clone());
             match snap {
                 Some(s) => serde_json::to_value(views::services(&s)).unwrap_or_default(),
+                None => return json(StatusCode::NOT_FOUND, serde_json::json!({"error": "no dataplane configured"})),
+            }
+        }
+        "/v1/routes" => {
+            let snap = state.snapshot.read().ok().and_then(|s| s.clone());
+            match snap {
+                Some(s) => serde_json::to_value(views::routes(&s)).unwrap_or_default(),
                 None => return json(StatusCode::NOT_FOUND, serde_json::json!({"error": "no dataplane configured"})),
             }
         }

@@ -166,3 +166,52 @@ pub fn render_counters(v: &CountersView) -> String {
     }
     out
 }
+
+/// A route or a neighbour of the published tables, as `ip route` and `ip
+/// neigh` would show it: where traffic to `destination` leaves.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NextHopView {
+    /// `prefix/len` for a route, an address for a neighbour.
+    pub destination: String,
+    pub port: u16,
+    pub mac: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RoutesView {
+    pub generation: u64,
+    /// Longest prefix first, as they are matched.
+    pub routes: Vec<NextHopView>,
+    /// Configured and learned, by address.
+    pub neighbours: Vec<NextHopView>,
+}
+
+pub fn routes(snap: &Snapshot) -> RoutesView {
+    let routes = snap
+        .routes
+        .iter()
+        .map(|r| NextHopView {
+            destination: format!("{}/{}", r.prefix, r.len),
+            port: r.via.port,
+            mac: r.via.mac.to_string(),
+        })
+        .collect();
+    let mut neighbours: Vec<_> = snap.neighbours.iter().collect();
+    neighbours.sort_by_key(|(addr, _)| **addr);
+    let neighbours = neighbours
+        .into_iter()
+        .map(|(addr, hop)| NextHopView { destination: addr.to_string(), port: hop.port, mac: hop.mac.to_string() })
+        .collect();
+    RoutesView { generation: snap.generation, routes, neighbours }
+}
+
+pub fn render_routes(v: &RoutesView) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "generation {}", v.generation);
+    for (what, list) in [("route", &v.routes), ("neighbour", &v.neighbours)] {
+        for h in list {
+            let _ = writeln!(out, "{what:<10} {:<43} port {:<3} {}", h.destination, h.port, h.mac);
+        }
+    }
+    out
+}

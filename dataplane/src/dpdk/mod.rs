@@ -1,9 +1,13 @@
-//! DPDK ports: the EAL, the packet pool, ports with one rx/tx queue pair per
+//! DPDK: the EAL, the packet pool, ports with one rx/tx queue pair per
 //! worker core (RSS spreads flows over the queues), mbufs as
-//! [`PacketBuf`]s, and arrays in DPDK's hugepage memory ([`DpdkArray`]).
+//! [`PacketBuf`]s (so a DPDK port is a [`PortQueue`]), and arrays in DPDK's
+//! hugepage memory ([`DpdkArray`]) for the flow tables.
 //!
 //! With `dpdk-sys`, this is the only module with unsafe code. Every unsafe
-//! block says why it is sound.
+//! block says why it is sound. The rest of the crate sees DPDK only through
+//! the port traits and `DpdkArray`.
+
+#![allow(unsafe_code)]
 
 mod memory;
 pub use memory::DpdkArray;
@@ -16,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use dpdk_sys as sys;
 
-use super::{BufPool, PacketBuf, PortQueue, BURST};
+use crate::port::{BufPool, PacketBuf, PortQueue, BURST};
 use crate::wire::MacAddr;
 
 #[derive(Debug, thiserror::Error)]
