@@ -15,8 +15,8 @@
 //! cache line: the protocol, the key's, is not repeated here. Both MACs
 //! are, so that the established-flow path reads nothing but the entry.
 
+use super::action::NatAction;
 use super::key::FlowKey;
-use super::table::NatAction;
 use crate::tables::proto;
 use crate::wire::checksum::{apply_folded, update_udp, Delta};
 

@@ -29,26 +29,14 @@
 //! entries of a NAT flow (forward and reply) point at each other by index
 //! and live and die together.
 
+use super::action::NatAction;
 use super::key::{FlowKey, Ipv4FlowKey};
 use super::memory::{Array, Placement};
 use super::rewrite::Ipv4Rewrite;
-use crate::tables::{Addr, PortId};
-use crate::wire::MacAddr;
+use crate::tables::PortId;
 
 pub const WAYS: usize = 8;
 const NO_PEER: u32 = u32::MAX;
-
-/// What to do with a packet of this flow: the header values to write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct NatAction {
-    pub src: Addr,
-    pub dst: Addr,
-    pub src_port: u16,
-    pub dst_port: u16,
-    pub tx_port: PortId,
-    pub src_mac: MacAddr,
-    pub dst_mac: MacAddr,
-}
 
 /// TCP progress, for timeouts. UDP and affinity entries stay `Open`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -517,6 +505,7 @@ impl FlowTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::MacAddr;
     use std::net::Ipv4Addr;
 
     fn key(i: u32) -> FlowKey {

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::discovery::{self, info};
 use crate::patch;
 use crate::selectors::{FieldSelector, Filter, LabelSelector};
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::status::{self, ApiError, ApiResult};
 use crate::store::{self, DeleteOpts, ListOpts, Sub};
 use crate::watch::{self, WatchParams};

@@ -19,6 +19,7 @@ mod http;
 pub mod patch;
 pub mod selectors;
 mod server;
+mod shared;
 pub mod status;
 pub mod store;
 mod watch;
@@ -36,7 +37,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use server::{Running, Shared};
+use server::Running;
+use shared::Shared;
 pub use status::ApiError;
 use store::{DeleteOpts, Sub};
 

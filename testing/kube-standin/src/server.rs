@@ -1,10 +1,8 @@
 //! Listener and connection lifecycle: serve HTTP/1.1 on a TCP listener until told to stop, then
 //! close the listener and every open connection.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -14,33 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
-use crate::store::Store;
-
-/// State shared by the request handlers, the watch streams and the library API.
-pub struct Shared {
-    pub store: Mutex<Store>,
-    /// Bumped by `end_watches()`: every open watch stream ends.
-    pub end_watches: tokio::sync::watch::Sender<u64>,
-    pub bookmark_interval: Mutex<Duration>,
-    pub requests: Mutex<BTreeMap<String, u64>>,
-    pub addr: Mutex<Option<SocketAddr>>,
-}
-
-impl Shared {
-    pub fn new() -> Self {
-        Shared {
-            store: Mutex::new(Store::new()),
-            end_watches: tokio::sync::watch::channel(0).0,
-            bookmark_interval: Mutex::new(Duration::from_secs(5)),
-            requests: Mutex::new(BTreeMap::new()),
-            addr: Mutex::new(None),
-        }
-    }
-
-    pub fn count(&self, what: String) {
-        *self.requests.lock().expect("requests lock").entry(what).or_default() += 1;
-    }
-}
+use crate::shared::Shared;
 
 /// A serving listener; dropping it without `stop` leaves the task running until the runtime ends.
 pub struct Running {

@@ -13,7 +13,7 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::discovery::info;
 use crate::selectors::Filter;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::status::ApiError;
 use crate::store::{Event, EventType, ListOpts};
 
