@@ -1,7 +1,7 @@
 //! The README's main command, end to end: `scripts/demo` starts pods on a
 //! private containerd through the node agent, gives them a standalone
 //! Service, and sends real TCP from a client namespace through the DPDK
-//! appliance (af_xdp or af_packet ports on a veth lab, see `scripts/lab
+//! appliance (af_xdp or af_packet ports on a veth lab, see `scripts/lab/net
 //! pmd`). Every request must be answered and spread over the pods, and the
 //! demo must clean up after itself.
 //!

@@ -1,4 +1,4 @@
-//! Real TCP and UDP through the appliance on the veth lab (`scripts/lab`),
+//! Real TCP and UDP through the appliance on the veth lab (`scripts/lab/net`),
 //! to pods that its node agent runs on a private containerd, with standalone
 //! Services. One lab and one appliance serve every check (starting them is
 //! the slow part); each check says what failed:
@@ -111,15 +111,15 @@ fn pod_view(a: &Appliance, name: &str) -> Option<serde_json::Value> {
 }
 
 fn lab(action: &str) {
-    let status = Command::new(format!("{ROOT}/scripts/lab")).arg(action).status().expect("scripts/lab");
-    assert!(status.success(), "scripts/lab {action}");
+    let status = Command::new(format!("{ROOT}/scripts/lab/net")).arg(action).status().expect("scripts/lab/net");
+    assert!(status.success(), "scripts/lab/net {action}");
 }
 
-/// The DPDK driver for the lab's veths (`scripts/lab pmd`): af_xdp where
+/// The DPDK driver for the lab's veths (`scripts/lab/net pmd`): af_xdp where
 /// the machine has it, as on this kind of machine.
 fn lab_pmd() -> String {
-    let out = Command::new(format!("{ROOT}/scripts/lab")).arg("pmd").output().expect("scripts/lab pmd");
-    assert!(out.status.success(), "scripts/lab pmd: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(format!("{ROOT}/scripts/lab/net")).arg("pmd").output().expect("scripts/lab/net pmd");
+    assert!(out.status.success(), "scripts/lab/net pmd: {}", String::from_utf8_lossy(&out.stderr));
     let pmd = String::from_utf8_lossy(&out.stdout).trim().to_string();
     eprintln!("lab ports: net_{pmd}");
     pmd
@@ -141,7 +141,7 @@ struct LabDown;
 
 impl Drop for LabDown {
     fn drop(&mut self) {
-        let _ = Command::new(format!("{ROOT}/scripts/lab")).arg("down").status();
+        let _ = Command::new(format!("{ROOT}/scripts/lab/net")).arg("down").status();
     }
 }
 
@@ -166,7 +166,7 @@ impl Lab {
         ctrd.ctr(&["images", "check", "name==switchyard.local/udp-echo:1"])
             .ok()
             .filter(|out| out.contains("udp-echo"))
-            .expect("the image switchyard.local/udp-echo:1 (scripts/build-images needs rustc to build it)");
+            .expect("the image switchyard.local/udp-echo:1 (scripts/lab/build-images needs rustc to build it)");
         lab("up");
         let lab_down = LabDown;
 
@@ -227,7 +227,7 @@ impl Lab {
 
     /// Waits until each `(vip, port, n)` has exactly `n` ready backends,
     /// turning offloads off in new pods' namespaces meanwhile
-    /// (`scripts/lab pods`), before they get traffic.
+    /// (`scripts/lab/net pods`), before they get traffic.
     fn wait_ready(&self, what: &str, timeout: Duration, want: &[(&str, u16, usize)]) {
         self.sy.wait_for(what, timeout, |a| {
             lab("pods");

@@ -1,11 +1,11 @@
 //! A private containerd (with its CRI plugin) for integration tests.
 //!
-//! [`Containerd::start`] runs `scripts/containerd-up --foreground` on a fresh
+//! [`Containerd::start`] runs `scripts/lab/containerd-up --foreground` on a fresh
 //! state directory under /tmp: containerd listens on its own socket, pods get
 //! addresses from 10.244.1.0/24 on the bridge `sy-cni0`, and the images
 //! `switchyard.local/busybox:1` and `switchyard.local/pause:1` (the sandbox
 //! image) are imported. [`Containerd::stop`] (and `Drop`) runs
-//! `scripts/containerd-down`, which kills every container, shim and pod
+//! `scripts/lab/containerd-down`, which kills every container, shim and pod
 //! network namespace of the instance and removes the directory.
 //!
 //! The bridge and the pod subnet are the same for every instance, so
@@ -33,8 +33,8 @@ use std::sync::{Condvar, Mutex};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-const UP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/containerd-up");
-const DOWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/containerd-down");
+const UP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/lab/containerd-up");
+const DOWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/lab/containerd-down");
 
 /// A running private containerd. Stopped and cleaned up on drop.
 pub struct Containerd {

@@ -1,4 +1,4 @@
-//! Clients in the lab's client namespace (`scripts/lab`: netns sy-client):
+//! Clients in the lab's client namespace (`scripts/lab/net`: netns sy-client):
 //! curl, wrk, and `lab_client.py` (UDP queries, churning and long-lived TCP
 //! connections to the lab's echo servers), with their results parsed.
 //!
@@ -11,7 +11,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use serde_json::Value;
 
-/// The client namespace of `scripts/lab`.
+/// The client namespace of `scripts/lab/net`.
 pub const NETNS: &str = "sy-client";
 
 /// The distribution's python3: the first on PATH may be another one.

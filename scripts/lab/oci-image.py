@@ -141,8 +141,7 @@ def build_layer(busybox_path, added):
 
 
 def main():
-    ap = argparse.ArgumentParser(
-        description="Write a busybox image as an OCI image layout tar archive.")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", required=True, help="image reference, e.g. switchyard.local/busybox:1")
     ap.add_argument("--output", required=True, help="archive to write")
     ap.add_argument("--busybox", default="/bin/busybox", help="static busybox binary")
@@ -185,7 +184,7 @@ def main():
         "created": EPOCH_TEXT,
         "config": container_config,
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-        "history": [{"created": EPOCH_TEXT, "created_by": "scripts/oci-image.py (busybox)"}],
+        "history": [{"created": EPOCH_TEXT, "created_by": "scripts/lab/oci-image.py (busybox)"}],
     })
     manifest = canonical_json({
         "schemaVersion": 2,

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Writes a pcap of client flows to Service VIPs, for the demo and benches.
+"""Writes a pcap of client flows to Service VIPs, for the pcap demo
+(scripts/demo-pcap).
 
 Each flow is a TCP SYN then a request (or a UDP query then a second one),
 from clients 198.51.100.1-250 with distinct source ports, addressed to the
@@ -9,8 +10,6 @@ appliance's client-side MAC.
 """
 import argparse
 import random
-
-from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap
 
 
 def main():
@@ -23,6 +22,8 @@ def main():
     ap.add_argument("--packets-per-flow", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
+    # After the arguments, so that --help works without scapy.
+    from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap
 
     rng = random.Random(args.seed)
     vips = []

@@ -1,4 +1,4 @@
-"""CPU accounting from /proc for scripts/bench-e2e: per-CPU time by kind
+"""CPU accounting from /proc for scripts/bench/e2e: per-CPU time by kind
 (/proc/stat) and per-process run time (schedstat of every thread) over the
 measured part of a run, so the report can say which CPU ran out and what ran
 on it.

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Service tables of the same shape for each path of scripts/bench-e2e.
+"""Service tables of the same shape for each path of scripts/bench/e2e.
 
 One measured Service (TCP 80 and UDP 9000 on VIP 10.97.0.1, backends the
 server namespaces) plus N other Services (TCP 80 each, three endpoints that

@@ -1,4 +1,4 @@
-"""Benchmark traffic for scripts/bench-dataplane: a pcap of client -> VIP
+"""Benchmark traffic for scripts/bench/dataplane: a pcap of client -> VIP
 frames and the appliance config that serves those VIPs.
 
 Pure Python (no scapy), so it runs with whatever python3 is on PATH. Every

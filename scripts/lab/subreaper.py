@@ -48,6 +48,9 @@ def parse(argv):
         if a == "--":
             i += 1
             break
+        if a in ("-h", "--help"):
+            print(__doc__)
+            sys.exit(0)
         if not a.startswith("--"):
             break
         if a == "--linger":
@@ -61,9 +64,6 @@ def parse(argv):
             opts[key] = float(argv[i + 1]) if key == "grace" else argv[i + 1]
             i += 2
             continue
-        if a in ("-h", "--help"):
-            print(__doc__)
-            sys.exit(0)
         die(f"unknown option {a}")
     cmd = argv[i:]
     if not cmd:

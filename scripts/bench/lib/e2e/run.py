@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The measuring half of scripts/bench-e2e (which sets up the topology of
+"""The measuring half of scripts/bench/e2e (which sets up the topology of
 topo.sh, builds the helpers and tears everything down; run that, not this).
 
 For each count of other Services: installs the generated tables (iptables in
@@ -63,7 +63,7 @@ def output(cmd, timeout=60):
 
 class Procs:
     """Every long-running process this script starts, by pid (also written to
-    WORK/pids so that scripts/bench-e2e's trap can stop them after a crash)."""
+    WORK/pids so that scripts/bench/e2e's trap can stop them after a crash)."""
 
     def __init__(self, work):
         self.work = work
@@ -463,7 +463,7 @@ http {{
 }}
 """
 
-APPLIANCE_CONF = """# scripts/bench-e2e: the appliance between sye-cl and the servers' bridge.
+APPLIANCE_CONF = """# scripts/bench/e2e: the appliance between sye-cl and the servers' bridge.
 [dataplane]
 eal_args = ["--no-huge", "-m", "512", "--no-shconf", "--no-pci", "-l", "0", "--no-telemetry",
             "--log-level", "lib.eal:error",
@@ -646,11 +646,11 @@ if __name__ == "__main__":
     try:
         main()
     except BenchError as e:
-        print("bench-e2e: %s" % e, file=sys.stderr)
+        print("bench/e2e: %s" % e, file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("bench-e2e: interrupted", file=sys.stderr)
+        print("bench/e2e: interrupted", file=sys.stderr)
         sys.exit(130)
     except subprocess.CalledProcessError as e:
-        print("bench-e2e: %s" % e, file=sys.stderr)
+        print("bench/e2e: %s" % e, file=sys.stderr)
         sys.exit(1)

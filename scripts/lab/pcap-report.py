@@ -1,16 +1,18 @@
 #!/usr/bin/python3
 """Summarises what the appliance sent towards the pods: for each backend, how
-many flows and packets it got, and whether every checksum is right.
+many flows and packets it got, and whether every checksum is right (exit
+status 1 if one is not). Part of the pcap demo (scripts/demo-pcap).
 
     pcap-report.py TO-PODS.pcap
 """
+import argparse
 import collections
 import sys
 
-from scapy.all import IP, TCP, UDP, rdpcap
-
 
 def main(path):
+    from scapy.all import IP, TCP, UDP, rdpcap
+
     flows = collections.defaultdict(set)
     packets = collections.Counter()
     bad = 0
@@ -39,4 +41,6 @@ def main(path):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("pcap", metavar="TO-PODS.pcap", help="what the appliance sent towards the pods")
+    sys.exit(main(ap.parse_args().pcap))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The topology of scripts/bench-e2e: one client, four ways through, one set of
+# The topology of scripts/bench/e2e: one client, four ways through, one set of
 # servers. Every name starts with sye- (namespaces) or lives inside a sye-
 # namespace, so nothing here touches the test lab's sy-* names.
 #
@@ -23,10 +23,12 @@
 # way through gets one CPU and the load side the other.
 #
 # Offloads (tx checksum, TSO, GSO) are off on every veth end, as DPDK
-# af_packet needs (see scripts/lab); the same for all ways, so every way
+# af_packet needs (see scripts/lab/net); the same for all ways, so every way
 # carries the same MTU-sized frames.
 #
-#   topo.sh up | down | via rt|ipt|nft|ap | servers
+#   topo.sh up | down | via rt|ipt|nft|ap
+#
+# Needs root; run by scripts/bench/e2e, which also removes it.
 set -euo pipefail
 
 SERVERS=${SYE_SERVERS:-3}
@@ -127,5 +129,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   via) via "${2:-}" ;;
-  *) echo "usage: topo.sh up|down|via rt|ipt|nft|ap" >&2; exit 2 ;;
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  *) echo "usage: topo.sh up|down|via rt|ipt|nft|ap (see --help)" >&2; exit 2 ;;
 esac

@@ -1,5 +1,5 @@
 /*
- * UDP packet-rate load for scripts/bench-e2e.
+ * UDP packet-rate load for scripts/bench/e2e.
  *
  *   udp sink PORT
  *       Binds 0.0.0.0:PORT and drains it with recvmmsg until killed. The
@@ -11,7 +11,7 @@
  *       spread), round robin in sendmmsg batches, as fast as it can. Prints
  *       the number sent and the number the kernel refused.
  *
- * Built by scripts/bench-e2e with `cc -O2`.
+ * Built by scripts/bench/e2e with `cc -O2`.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>

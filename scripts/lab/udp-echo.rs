@@ -1,6 +1,6 @@
 //! A UDP echo server that says which pod it is, for the lab's UDP Service
 //! (busybox has no UDP server applet). Std only, built statically by
-//! scripts/build-images into the image switchyard.local/udp-echo:1:
+//! scripts/lab/build-images into the image switchyard.local/udp-echo:1:
 //!
 //!     udp-echo [PORT]          (default 5353)
 //!
