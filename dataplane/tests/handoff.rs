@@ -9,35 +9,27 @@ use dataplane::lcore::{handoff_rings, Worker};
 use dataplane::pipeline::PipelineConfig;
 use dataplane::port::mem::{mem_pool, MemQueue, Sink, Source};
 use dataplane::stats::CoreStats;
-use dataplane::tables::{
-    proto, Backend, BackendState, NextHop, PortInfo, Route, Service, ServiceKey, ServiceSpec, Snapshot,
-    SnapshotPublisher, DEFAULT_MAX_RING_SIZE,
-};
+use dataplane::tables::{proto, Snapshot, SnapshotPublisher};
 use dataplane::wire::build::{FrameSpec, Transport};
 use dataplane::wire::{Ipv4Packet, MacAddr, UdpPacket};
+use testing::tables::{add_service, backend, TwoPorts};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 const MASQ: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
 
 fn snapshot() -> Snapshot {
-    let mut snap = Snapshot::default();
-    snap.ports.push(PortInfo {
-        mac: MacAddr([2, 0, 0, 0, 0, 1]),
-        ipv4: Some(Ipv4Addr::new(192, 0, 2, 1)),
-        ipv6: None,
-        masquerade: false,
-    });
-    snap.ports.push(PortInfo { mac: MacAddr([2, 0, 0, 0, 0, 2]), ipv4: Some(MASQ), ipv6: None, masquerade: true });
-    snap.routes.push(Route {
-        prefix: Ipv4Addr::new(10, 244, 0, 0).into(),
-        len: 16,
-        via: NextHop { port: 1, mac: MacAddr([2, 0, 0, 0, 0, 0xb0]) },
-    });
-    let key = ServiceKey { vip: VIP.into(), port: 53, proto: proto::UDP };
-    let backends =
-        vec![Backend { addr: Ipv4Addr::new(10, 244, 1, 1).into(), port: 5353, weight: 1, state: BackendState::Ready }];
-    let spec = ServiceSpec { name: "kube-system/dns:dns".into(), key, backends, affinity_timeout_s: 0 };
-    snap.services.insert(key, Arc::new(Service::build(spec, DEFAULT_MAX_RING_SIZE)));
+    let mut snap = TwoPorts {
+        client_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+        client_ipv4: Ipv4Addr::new(192, 0, 2, 1),
+        pod_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+        pod_ipv4: MASQ,
+        pod_ipv6: None,
+        masquerade: true,
+        gateway_mac: MacAddr([2, 0, 0, 0, 0, 0xb0]),
+    }
+    .snapshot();
+    let dns = (IpAddr::V4(VIP), 53, proto::UDP);
+    add_service(&mut snap, "kube-system/dns:dns", dns, vec![backend(Ipv4Addr::new(10, 244, 1, 1), 5353)], 0);
     snap
 }
 

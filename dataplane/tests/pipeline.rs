@@ -3,17 +3,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
 
 use dataplane::pipeline::{Pipeline, PipelineConfig, Verdict};
 use dataplane::stats::DropReason;
-use dataplane::tables::{
-    proto, Backend, BackendState, NextHop, PortInfo, Route, Service, ServiceKey, ServiceSpec, Snapshot,
-    DEFAULT_MAX_RING_SIZE,
-};
+use dataplane::tables::{proto, Backend, BackendState, ServiceKey, Snapshot};
 use dataplane::wire::build::{FrameSpec, Transport};
 use dataplane::wire::{Ipv4Packet, Ipv6Packet, MacAddr, TcpPacket, UdpPacket};
 use proptest::prelude::*;
+use testing::tables::{self, add_service, TwoPorts};
 
 const PORT_MAC: [MacAddr; 2] = [MacAddr([2, 0, 0, 0, 0, 0xa0]), MacAddr([2, 0, 0, 0, 0, 0xa1])];
 const CLIENT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xc0]);
@@ -23,57 +20,27 @@ const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x96, 0, 0, 0, 0, 0, 0x10);
 const MASQ: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
 
 fn backend(last: u8) -> Backend {
-    Backend { addr: Ipv4Addr::new(10, 244, 1, last).into(), port: 8080, weight: 1, state: BackendState::Ready }
-}
-
-fn service(vip: IpAddr, port: u16, protocol: u8, backends: Vec<Backend>, affinity: u32) -> (ServiceKey, Arc<Service>) {
-    let key = ServiceKey { vip: vip.into(), port, proto: protocol };
-    let spec = ServiceSpec { name: format!("default/svc-{port}"), key, backends, affinity_timeout_s: affinity };
-    (key, Arc::new(Service::build(spec, DEFAULT_MAX_RING_SIZE)))
+    tables::backend(Ipv4Addr::new(10, 244, 1, last), 8080)
 }
 
 /// Port 0 faces clients, port 1 the pods (10.244.0.0/16, fd00:244::/32).
 fn snapshot(masquerade: bool, backends: Vec<Backend>) -> Snapshot {
-    let mut snap = Snapshot::default();
-    snap.ports.push(PortInfo {
-        mac: PORT_MAC[0],
-        ipv4: Some(Ipv4Addr::new(192, 0, 2, 1)),
-        ipv6: None,
-        masquerade: false,
-    });
-    snap.ports.push(PortInfo {
-        mac: PORT_MAC[1],
-        ipv4: Some(MASQ),
-        ipv6: Some("fd00:244::1".parse().unwrap()),
+    let mut snap = TwoPorts {
+        client_mac: PORT_MAC[0],
+        client_ipv4: Ipv4Addr::new(192, 0, 2, 1),
+        pod_mac: PORT_MAC[1],
+        pod_ipv4: MASQ,
+        pod_ipv6: Some(Ipv6Addr::new(0xfd00, 0x244, 0, 0, 0, 0, 0, 1)),
         masquerade,
-    });
-    snap.routes.push(Route {
-        prefix: Ipv4Addr::new(10, 244, 0, 0).into(),
-        len: 16,
-        via: NextHop { port: 1, mac: POD_GW_MAC },
-    });
-    snap.routes.push(Route {
-        prefix: "fd00:244::".parse::<Ipv6Addr>().unwrap().into(),
-        len: 32,
-        via: NextHop { port: 1, mac: POD_GW_MAC },
-    });
-    snap.sort_routes();
-    let (k, s) = service(IpAddr::V4(VIP), 80, proto::TCP, backends.clone(), 0);
-    snap.services.insert(k, s);
-    let (k, s) = service(IpAddr::V4(VIP), 53, proto::UDP, backends, 0);
-    snap.services.insert(k, s);
-    let v6_backends = (1..=3)
-        .map(|i| Backend {
-            addr: Ipv6Addr::new(0xfd00, 0x244, 0, 1, 0, 0, 0, i).into(),
-            port: 8080,
-            weight: 1,
-            state: BackendState::Ready,
-        })
-        .collect();
-    let (k, s) = service(IpAddr::V6(VIP6), 80, proto::TCP, v6_backends, 0);
-    snap.services.insert(k, s);
-    let (k, s) = service(IpAddr::V4(Ipv4Addr::new(10, 96, 0, 20)), 80, proto::TCP, (1..=4).map(backend).collect(), 600);
-    snap.services.insert(k, s);
+        gateway_mac: POD_GW_MAC,
+    }
+    .snapshot();
+    add_service(&mut snap, "default/svc-80", (IpAddr::V4(VIP), 80, proto::TCP), backends.clone(), 0);
+    add_service(&mut snap, "default/svc-53", (IpAddr::V4(VIP), 53, proto::UDP), backends, 0);
+    let v6_backends = (1..=3).map(|i| tables::backend(Ipv6Addr::new(0xfd00, 0x244, 0, 1, 0, 0, 0, i), 8080)).collect();
+    add_service(&mut snap, "default/svc-80", (IpAddr::V6(VIP6), 80, proto::TCP), v6_backends, 0);
+    let sticky = (IpAddr::V4(Ipv4Addr::new(10, 96, 0, 20)), 80, proto::TCP);
+    add_service(&mut snap, "default/svc-80", sticky, (1..=4).map(backend).collect(), 600);
     snap
 }
 
@@ -449,8 +416,7 @@ proptest! {
 fn sctp_flows_are_nated_with_a_fresh_crc() {
     use dataplane::wire::SctpPacket;
     let mut snap = snapshot(true, vec![backend(1)]);
-    let (k, s) = service(IpAddr::V4(VIP), 36412, proto::SCTP, vec![backend(1)], 0);
-    snap.services.insert(k, s);
+    add_service(&mut snap, "default/svc-36412", (IpAddr::V4(VIP), 36412, proto::SCTP), vec![backend(1)], 0);
     let mut p = pipeline();
     // A UDP frame reshaped into SCTP: protocol 132, a 12-byte common header.
     let mut f = udp(client(5), 5000, IpAddr::V4(VIP), 36412);

@@ -14,42 +14,26 @@ use dataplane::lcore::{handoff_rings, Worker};
 use dataplane::pipeline::PipelineConfig;
 use dataplane::port::mem::{mem_pool, MemQueue, Sink, Source};
 use dataplane::stats::CoreStats;
-use dataplane::tables::{
-    proto, Backend, BackendState, NextHop, PortInfo, Route, Service, ServiceKey, ServiceSpec, Snapshot,
-    SnapshotPublisher, DEFAULT_MAX_RING_SIZE,
-};
+use dataplane::tables::{proto, Snapshot, SnapshotPublisher};
 use dataplane::wire::build::{FrameSpec, Transport};
 use dataplane::wire::{Ipv4Packet, MacAddr};
+use testing::tables::{add_service, backend, TwoPorts};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 
 fn snapshot(backends: &[u8]) -> Snapshot {
-    let mut snap = Snapshot::default();
-    for i in 0..2u8 {
-        snap.ports.push(PortInfo {
-            mac: MacAddr([2, 0, 0, 0, 0, i]),
-            ipv4: Some(Ipv4Addr::new(192, 0, 2, i + 1)),
-            ipv6: None,
-            masquerade: false,
-        });
+    let mut snap = TwoPorts {
+        client_mac: MacAddr([2, 0, 0, 0, 0, 0]),
+        client_ipv4: Ipv4Addr::new(192, 0, 2, 1),
+        pod_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+        pod_ipv4: Ipv4Addr::new(192, 0, 2, 2),
+        pod_ipv6: None,
+        masquerade: false,
+        gateway_mac: MacAddr([2, 0, 0, 0, 0, 0xb0]),
     }
-    snap.routes.push(Route {
-        prefix: Ipv4Addr::new(10, 244, 0, 0).into(),
-        len: 16,
-        via: NextHop { port: 1, mac: MacAddr([2, 0, 0, 0, 0, 0xb0]) },
-    });
-    let key = ServiceKey { vip: VIP.into(), port: 80, proto: proto::TCP };
-    let backends = backends
-        .iter()
-        .map(|&b| Backend {
-            addr: Ipv4Addr::new(10, 244, 1, b).into(),
-            port: 8080,
-            weight: 1,
-            state: BackendState::Ready,
-        })
-        .collect();
-    let spec = ServiceSpec { name: "default/web:http".into(), key, backends, affinity_timeout_s: 0 };
-    snap.services.insert(key, Arc::new(Service::build(spec, DEFAULT_MAX_RING_SIZE)));
+    .snapshot();
+    let backends = backends.iter().map(|&b| backend(Ipv4Addr::new(10, 244, 1, b), 8080)).collect();
+    add_service(&mut snap, "default/web:http", (IpAddr::V4(VIP), 80, proto::TCP), backends, 0);
     snap
 }
 

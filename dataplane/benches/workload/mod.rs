@@ -6,16 +6,13 @@
 
 #![allow(dead_code)] // each user takes what it needs
 
-use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::net::{IpAddr, Ipv4Addr};
 
 use dataplane::pipeline::{Pipeline, Prepared, Verdict};
 use dataplane::port::BURST;
-use dataplane::tables::{
-    proto, Backend, BackendState, NextHop, PortInfo, Route, Service, ServiceKey, ServiceSpec, Snapshot,
-    DEFAULT_MAX_RING_SIZE,
-};
+use dataplane::tables::{proto, Snapshot};
 use dataplane::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr, TcpFlags, TcpPacket};
+use testing::tables::{add_service, backend, TwoPorts};
 
 pub const VIPS: u8 = 8;
 pub const BACKENDS_PER_VIP: u8 = 16;
@@ -38,37 +35,19 @@ pub fn vip(i: u8) -> Ipv4Addr {
 /// Two ports (0: clients, 1: backends), 8 TCP Services on port 80 with 16
 /// backends each in 10.244.0.0/16, routed via port 1.
 pub fn snapshot(masquerade: bool) -> Snapshot {
-    let mut snap = Snapshot::default();
-    snap.ports.push(PortInfo {
-        mac: CLIENT_PORT_MAC,
-        ipv4: Some(Ipv4Addr::new(192, 0, 2, 1)),
-        ipv6: None,
-        masquerade: false,
-    });
-    snap.ports.push(PortInfo {
-        mac: BACKEND_PORT_MAC,
-        ipv4: Some(Ipv4Addr::new(10, 244, 255, 254)),
-        ipv6: None,
+    let mut snap = TwoPorts {
+        client_mac: CLIENT_PORT_MAC,
+        client_ipv4: Ipv4Addr::new(192, 0, 2, 1),
+        pod_mac: BACKEND_PORT_MAC,
+        pod_ipv4: Ipv4Addr::new(10, 244, 255, 254),
+        pod_ipv6: None,
         masquerade,
-    });
-    snap.routes.push(Route {
-        prefix: Ipv4Addr::new(10, 244, 0, 0).into(),
-        len: 16,
-        via: NextHop { port: 1, mac: GATEWAY_MAC },
-    });
-    snap.sort_routes();
+        gateway_mac: GATEWAY_MAC,
+    }
+    .snapshot();
     for v in 0..VIPS {
-        let key = ServiceKey { vip: vip(v).into(), port: 80, proto: proto::TCP };
-        let backends = (0..BACKENDS_PER_VIP)
-            .map(|b| Backend {
-                addr: Ipv4Addr::new(10, 244, v, 10 + b).into(),
-                port: 8080,
-                weight: 1,
-                state: BackendState::Ready,
-            })
-            .collect();
-        let spec = ServiceSpec { name: format!("bench/svc{v}:http"), key, backends, affinity_timeout_s: 0 };
-        snap.services.insert(key, Arc::new(Service::build(spec, DEFAULT_MAX_RING_SIZE)));
+        let backends = (0..BACKENDS_PER_VIP).map(|b| backend(Ipv4Addr::new(10, 244, v, 10 + b), 8080)).collect();
+        add_service(&mut snap, &format!("bench/svc{v}:http"), (IpAddr::V4(vip(v)), 80, proto::TCP), backends, 0);
     }
     snap
 }

@@ -6,7 +6,9 @@
 //!   that run real pods;
 //! - [`lab_client`]: traffic from the lab's client namespace (curl, wrk,
 //!   UDP, held and churning connections);
-//! - [`pcap`]: reading and writing pcap files for the `net_pcap` vdev.
+//! - [`pcap`]: reading and writing pcap files for the `net_pcap` vdev;
+//! - [`tables`]: dataplane snapshots (two ports, the pod network's route,
+//!   Services) for the dataplane's tests and benches.
 //!
 //! Test-only: nothing shipped depends on this crate.
 
@@ -16,6 +18,7 @@ pub mod appliance;
 pub mod containerd;
 pub mod lab_client;
 pub mod pcap;
+pub mod tables;
 
 use std::path::PathBuf;
 
