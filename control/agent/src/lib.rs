@@ -62,7 +62,7 @@ pub struct AgentConfig {
     #[serde(default = "default_cgroup_root")]
     pub cgroup_root: String,
     #[serde(default)]
-    pub cluster_dns: Vec<String>,
+    pub cluster_dns: Vec<IpAddr>,
     #[serde(default = "default_domain")]
     pub cluster_domain: String,
     /// How often each pod worker looks at its pod.
@@ -181,7 +181,7 @@ pub async fn run(
         node_ip: config.node_ip.map(|ip| ip.to_string()),
         root: config.root.clone(),
         cgroup_root: config.cgroup_root.clone(),
-        cluster_dns: config.cluster_dns.clone(),
+        cluster_dns: config.cluster_dns.iter().map(IpAddr::to_string).collect(),
         cluster_domain: config.cluster_domain.clone(),
         host_dns,
     });
