@@ -29,8 +29,6 @@ fn describe() {
     );
     describe_gauge!("switchyard_table_sync_last_seconds", "The last table sync's time from first event to publication");
     describe_gauge!("switchyard_services", "Services in the catalog");
-    describe_gauge!("switchyard_service_keys", "(VIP, port, protocol) keys in the published tables");
-    describe_gauge!("switchyard_service_backends", "Backends summed over the published keys");
     describe_gauge!("switchyard_table_bytes", "Approximate heap bytes of the published Service tables");
     describe_gauge!("switchyard_node_condition", "Node conditions: 1 for the condition's current status");
     describe_gauge!("switchyard_node_capacity", "Node capacity by resource (cpu in cores, memory in bytes)");

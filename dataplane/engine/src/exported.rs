@@ -36,6 +36,8 @@ pub fn describe() {
     );
     describe_gauge!("switchyard_snapshot_generation", "Generation of the table snapshot a core uses");
     describe_gauge!("switchyard_published_generation", "Generation of the last published table snapshot");
+    describe_gauge!("switchyard_service_keys", "(VIP, port, protocol) keys in the published tables");
+    describe_gauge!("switchyard_service_backends", "Backends summed over the published keys");
 }
 
 /// Copies the slow path's counters into the registry.

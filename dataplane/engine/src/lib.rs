@@ -3,7 +3,7 @@
 //! keeps (snapshot publisher, counters, the slow-path and inject rings).
 //!
 //! It owns everything that knows DPDK types outside the packet path's own
-//! port module, so the control crates never import them. It must not read
+//! `dpdk` module, so the control crates never import them. It must not read
 //! the control side's config file, Kubernetes objects or admin state: the
 //! binary hands it a [`DataplaneConfig`], the ports and the first tables.
 
@@ -15,14 +15,14 @@ mod exported;
 pub use config::{DataplaneConfig, PortSpec, TimeoutsConfig};
 pub use exported::{describe, summary_json};
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use crossbeam::queue::ArrayQueue;
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use dataplane::dpdk::{self, Eal, Mbuf, Mempool, Port};
 use dataplane::flow::Placement;
