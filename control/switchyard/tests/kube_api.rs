@@ -16,7 +16,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube_standin::StandIn;
 use serde_json::Value;
-use testing::appliance::{http_get, Appliance};
+use testing::appliance::{agent_section, http_get, Appliance, ADMIN_ONLY};
 use testing::containerd::Containerd;
 
 fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> String {
@@ -133,24 +133,12 @@ workers = [{worker}]
 [[port]]
 name = "net_null0"
 ipv4 = "192.0.2.1"
-[agent]
-node_name = "node-k"
-node_ip = "192.0.2.1"
-runtime_endpoint = "{address}"
-manifests = "{manifests}"
-root = "{root}"
-sync_period_ms = 300
+{agent}node_ip = "192.0.2.1"
 [cluster]
 kubeconfig = "{kubeconfig}"
 node_labels = {{ "switchyard.io/role" = "edge" }}
-[admin]
-listen = "@ADMIN@"
-[metrics]
-listen = ""
-"#,
-        address = ctrd.address,
-        manifests = manifests.display(),
-        root = dir.path().join("root").display(),
+{ADMIN_ONLY}"#,
+        agent = agent_section("node-k", &ctrd.address, dir.path()),
         kubeconfig = kubeconfig.display(),
     );
     let sy = Appliance::start(dir.path(), &config);

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use testing::appliance::{http_get, Appliance};
+use testing::appliance::{agent_section, http_get, Appliance, ADMIN_ONLY};
 use testing::containerd::Containerd;
 
 const WEB: &str = r#"
@@ -113,24 +113,8 @@ fn static_pods_follow_their_manifests_on_a_real_containerd() {
     write(&manifests, "broken.yaml", "kind: Pod\nspec: [not, a, map\n");
     write(&manifests, "noimage.yaml", "kind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: c}]\n");
     let config = format!(
-        r#"
-[agent]
-node_name = "node-t"
-runtime_endpoint = "{address}"
-manifests = "{manifests}"
-root = "{root}"
-sync_period_ms = 300
-rescan_period_ms = 300
-backoff_initial_seconds = 1
-backoff_max_seconds = 4
-[admin]
-listen = "@ADMIN@"
-[metrics]
-listen = ""
-"#,
-        address = ctrd.address,
-        manifests = manifests.display(),
-        root = dir.path().join("root").display()
+        "{}rescan_period_ms = 300\nbackoff_initial_seconds = 1\nbackoff_max_seconds = 4\n{ADMIN_ONLY}",
+        agent_section("node-t", &ctrd.address, dir.path())
     );
     let mut sy = Appliance::start(dir.path(), &config);
 

@@ -33,6 +33,22 @@ pub fn http_get(addr: &str, path: &str) -> Result<(u16, String), String> {
     Ok((status, body.to_string()))
 }
 
+/// The `[agent]` section the agent tests start from: node `node`, the
+/// containerd at `runtime_endpoint`, manifests and state under `dir`, pods
+/// looked at every 300 ms. More `[agent]` keys may follow it.
+pub fn agent_section(node: &str, runtime_endpoint: &str, dir: &Path) -> String {
+    format!(
+        "[agent]\nnode_name = \"{node}\"\nruntime_endpoint = \"{runtime_endpoint}\"\nmanifests = \"{}\"\n\
+         root = \"{}\"\nsync_period_ms = 300\n",
+        dir.join("manifests").display(),
+        dir.join("root").display()
+    )
+}
+
+/// The admin API on the address [`Appliance::start`] picks, and no
+/// Prometheus endpoint (two tests at once would share its port).
+pub const ADMIN_ONLY: &str = "[admin]\nlisten = \"@ADMIN@\"\n[metrics]\nlisten = \"\"\n";
+
 impl Appliance {
     /// Writes `config` (with `@ADMIN@` replaced by a free admin address) into
     /// `dir` and starts `switchyard run` on it.
