@@ -36,6 +36,11 @@ pub struct ClusterConfig {
     /// os and arch).
     #[serde(default)]
     pub node_labels: BTreeMap<String, String>,
+    /// The name this proxy answers to in a Service's
+    /// `service.kubernetes.io/service-proxy-name` label. Services labelled
+    /// with another name are left to that proxy; without a name, only
+    /// unlabelled Services are programmed, as kube-proxy does.
+    pub service_proxy_name: Option<String>,
 }
 
 /// A client from the config's kubeconfig, `KUBECONFIG`, or the in-cluster

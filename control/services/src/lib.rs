@@ -14,6 +14,7 @@
 
 pub mod catalog;
 pub mod compile;
+pub mod selection;
 pub mod standalone;
 pub mod sync;
 
@@ -22,4 +23,5 @@ mod tests;
 
 pub use catalog::{CatalogStats, ServiceCatalog, ServicesMap};
 pub use compile::{compile, compile_specs, CompiledService, CompiledSpecs, Family, NodeIdentity};
+pub use selection::ServiceSelection;
 pub use standalone::{endpoint_slices, read_services_dir, LocalPod, PodPort};

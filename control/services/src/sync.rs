@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::catalog::{CatalogStats, ServiceCatalog, ServicesMap};
 use crate::compile::{name_of, namespace_of};
+use crate::selection::ServiceSelection;
 
 /// A change from a Service source (the API watchers or the standalone
 /// manifests).
@@ -52,6 +53,7 @@ type Key = (String, String);
 
 struct CatalogTask {
     catalog: ServiceCatalog,
+    selection: ServiceSelection,
     services: HashSet<Key>,
     slices: HashSet<Key>,
 }
@@ -59,6 +61,12 @@ struct CatalogTask {
 impl CatalogTask {
     fn apply(&mut self, event: CatalogEvent) {
         match event {
+            CatalogEvent::ServiceApplied(s) if !self.selection.selects(&s) => {
+                // Not ours (any more): as if it were deleted.
+                let (namespace, name) = (namespace_of(&s.metadata).to_string(), name_of(&s.metadata).to_string());
+                self.catalog.delete_service(&namespace, &name);
+                self.services.remove(&(namespace, name));
+            }
             CatalogEvent::ServiceApplied(s) => {
                 self.services.insert((namespace_of(&s.metadata).into(), name_of(&s.metadata).into()));
                 self.catalog.upsert_service(*s);
@@ -75,7 +83,8 @@ impl CatalogTask {
                 self.catalog.delete_slice(&namespace, &name);
                 self.slices.remove(&(namespace, name));
             }
-            CatalogEvent::ServicesListed(list) => {
+            CatalogEvent::ServicesListed(mut list) => {
+                list.retain(|s| self.selection.selects(s));
                 let keep: HashSet<Key> =
                     list.iter().map(|s| (namespace_of(&s.metadata).into(), name_of(&s.metadata).into())).collect();
                 for (ns, name) in self.services.difference(&keep) {
@@ -101,13 +110,15 @@ impl CatalogTask {
     }
 }
 
-/// Runs until every event sender is gone.
+/// Runs until every event sender is gone; programs the Services
+/// `selection` selects.
 pub async fn run(
     catalog: ServiceCatalog,
+    selection: ServiceSelection,
     mut events: mpsc::UnboundedReceiver<CatalogEvent>,
     out: watch::Sender<Option<Arc<CompiledTables>>>,
 ) {
-    let mut sync = CatalogTask { catalog, services: HashSet::new(), slices: HashSet::new() };
+    let mut sync = CatalogTask { catalog, selection, services: HashSet::new(), slices: HashSet::new() };
     while let Some(first) = events.recv().await {
         let since = Instant::now();
         sync.apply(first);

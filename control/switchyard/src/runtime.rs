@@ -18,6 +18,7 @@ use node::{NodeStatusSource, ReadyInputs};
 use services::catalog::ServiceCatalog;
 use services::compile::NodeIdentity;
 use services::sync::{self as table_sync, CompiledTables};
+use services::ServiceSelection;
 
 use crate::admin::{self, pod_views::NodeView, AdminState};
 use crate::config::Config;
@@ -98,7 +99,9 @@ async fn control_loop(path: &Path, config: Config, mut dataplane: Option<&mut En
     if let Some(d) = &config.dataplane {
         if client.is_some() || standalone_dir.is_some() {
             let catalog = ServiceCatalog::new(node_identity(&config), d.max_ring_size);
-            tasks.push(tokio::spawn(table_sync::run(catalog, catalog_rx, compiled_tx)));
+            let proxy_name = config.cluster.as_ref().and_then(|c| c.service_proxy_name.clone());
+            let selection = ServiceSelection { proxy_name };
+            tasks.push(tokio::spawn(table_sync::run(catalog, selection, catalog_rx, compiled_tx)));
         }
         if let Some(client) = &client {
             let watchers = cluster::services::run(client.clone(), catalog_events.clone(), shutdown_rx.clone());
