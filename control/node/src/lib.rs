@@ -68,9 +68,17 @@ pub struct NodeInfo {
     pub system_uuid: String,
     /// Supplied by the caller, e.g. `containerd://1.7.20`.
     pub container_runtime_version: String,
-    /// Supplied by the caller; empty unless set.
+    /// Supplied by the caller; empty unless set. Also reported as
+    /// `kubeProxyVersion`: the same process does the kube-proxy's work.
     pub kubelet_version: String,
 }
+
+/// The `nodeInfo.kubeletVersion` (and `kubeProxyVersion`) switchyard
+/// reports: the Kubernetes release whose kubelet and kube-proxy behaviour
+/// it follows, with switchyard's own version as semver build metadata, so
+/// that tools comparing versions see a Kubernetes version and people see
+/// what runs.
+pub const KUBELET_VERSION: &str = concat!("v1.20.2+switchyard-", env!("CARGO_PKG_VERSION"));
 
 impl NodeInfo {
     /// Reads the host's identity; missing files give empty strings, never errors.
@@ -96,6 +104,7 @@ impl NodeInfo {
             container_runtime_version: self.container_runtime_version.clone(),
             kernel_version: self.kernel_version.clone(),
             kubelet_version: self.kubelet_version.clone(),
+            kube_proxy_version: self.kubelet_version.clone(),
             machine_id: self.machine_id.clone(),
             operating_system: self.operating_system.clone(),
             os_image: self.os_image.clone(),
@@ -205,6 +214,14 @@ impl NodeStatusSource {
     pub fn with_paths(mut self, paths: HostPaths) -> Self {
         self.paths = paths;
         self
+    }
+
+    /// The runtime's version as the CRI reports it (`containerd://1.6.20`),
+    /// once the agent has asked.
+    pub fn set_container_runtime_version(&mut self, version: &str) {
+        if self.container_runtime_version != version {
+            self.container_runtime_version = version.to_string();
+        }
     }
 
     /// The `nodeInfo.kubeletVersion` to report (empty by default).

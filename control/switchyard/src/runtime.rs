@@ -121,7 +121,8 @@ async fn control_loop(path: &Path, config: Config, mut dataplane: Option<&mut En
     };
     let mut node_status = config.agent.as_ref().map(|a| {
         let nodefs = if a.root.exists() { a.root.clone() } else { "/".into() };
-        (a.node_name(), NodeStatusSource::new(config.node.clone(), nodefs, ""))
+        let source = NodeStatusSource::new(config.node.clone(), nodefs, "").with_kubelet_version(node::KUBELET_VERSION);
+        (a.node_name(), source)
     });
 
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -210,6 +211,9 @@ async fn control_loop(path: &Path, config: Config, mut dataplane: Option<&mut En
 fn node_view(name: &str, source: &mut NodeStatusSource, agent: &AgentState, dataplane: bool) -> NodeView {
     let runtime = agent.runtime.read().map(|r| r.clone()).unwrap_or_default();
     let health = runtime.health.clone().unwrap_or_default();
+    if let Some(version) = &runtime.version {
+        source.set_container_runtime_version(version);
+    }
     let inputs = ReadyInputs {
         runtime_ready: health.runtime_ready,
         runtime_message: runtime.error.clone().unwrap_or_else(|| health.message.clone()),
