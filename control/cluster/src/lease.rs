@@ -33,16 +33,10 @@ pub async fn run(client: kube::Client, node_name: String, mut shutdown: watch::R
     }
 }
 
-async fn renew(leases: &Api<Lease>, nodes: &Api<Node>, node_name: &str) -> kube::Result<()> {
-    let now = MicroTime(node::now());
-    if leases.get_opt(node_name).await?.is_some() {
-        let patch = serde_json::json!({"spec": {"holderIdentity": node_name, "renewTime": now,
-            "leaseDurationSeconds": LEASE_DURATION_SECONDS}});
-        leases.patch(node_name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-        return Ok(());
-    }
-    // The Lease belongs to the Node: it goes when the Node is deleted.
-    let owner = nodes.get_opt(node_name).await?.and_then(|n| {
+/// The Lease's owner: the Node, when it exists. The garbage collector
+/// removes the Lease with its Node.
+async fn node_owner(nodes: &Api<Node>, node_name: &str) -> kube::Result<Option<OwnerReference>> {
+    Ok(nodes.get_opt(node_name).await?.and_then(|n| {
         Some(OwnerReference {
             api_version: "v1".into(),
             kind: "Node".into(),
@@ -50,7 +44,26 @@ async fn renew(leases: &Api<Lease>, nodes: &Api<Node>, node_name: &str) -> kube:
             uid: n.metadata.uid?,
             ..Default::default()
         })
-    });
+    }))
+}
+
+async fn renew(leases: &Api<Lease>, nodes: &Api<Node>, node_name: &str) -> kube::Result<()> {
+    let now = MicroTime(node::now());
+    if let Some(lease) = leases.get_opt(node_name).await? {
+        let mut patch = serde_json::json!({"spec": {"holderIdentity": node_name, "renewTime": now,
+            "leaseDurationSeconds": LEASE_DURATION_SECONDS}});
+        // Created before the Node was (or the Node was registered again):
+        // point the Lease at the Node as it is now.
+        let owner_uid = lease.metadata.owner_references.iter().flatten().find(|o| o.kind == "Node").map(|o| &o.uid);
+        if let Some(owner) = node_owner(nodes, node_name).await? {
+            if owner_uid != Some(&owner.uid) {
+                patch["metadata"] = serde_json::json!({"ownerReferences": [owner]});
+            }
+        }
+        leases.patch(node_name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        return Ok(());
+    }
+    let owner = node_owner(nodes, node_name).await?;
     let lease = Lease {
         metadata: ObjectMeta {
             name: Some(node_name.into()),

@@ -14,6 +14,10 @@ use tracing::{info, warn};
 
 pub const STATUS_PERIOD: Duration = Duration::from_secs(10);
 pub const REPORT_AT_LEAST_EVERY: Duration = Duration::from_secs(300);
+/// How often the writer looks whether its Node still exists: a deleted
+/// Node is registered again within this, not at the next status write
+/// (which may be minutes away).
+pub const EXISTENCE_CHECK: Duration = Duration::from_secs(5);
 
 /// What of a status counts as a change worth writing at once: everything
 /// but the heartbeat times.
@@ -97,6 +101,7 @@ pub async fn run(
     let mut registered = false;
     // Check often; write when the status changed (it is recomputed every 10 s).
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_existence_check = Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -109,6 +114,15 @@ pub async fn run(
                     warn!(node = %sync.name, "registering the node failed (retrying): {e}");
                     continue;
                 }
+            }
+        }
+        if last_existence_check.elapsed() >= EXISTENCE_CHECK {
+            last_existence_check = Instant::now();
+            if let Ok(None) = sync.nodes.get_opt(&sync.name).await {
+                warn!(node = %sync.name, "the Node object is gone; registering again");
+                registered = false;
+                sync.last_written = None;
+                continue;
             }
         }
         let status = statuses.borrow().clone();

@@ -37,7 +37,6 @@ fn key(namespace: &str, name: &str) -> String {
 struct PodSync {
     client: kube::Client,
     node_name: String,
-    node_uid: Option<String>,
     agent: Arc<AgentState>,
     store: Store<Pod>,
     to_agent: mpsc::UnboundedSender<SourceUpdate>,
@@ -67,7 +66,6 @@ pub async fn run(
     let mut sync = PodSync {
         client,
         node_name,
-        node_uid: None,
         agent,
         store,
         to_agent,
@@ -221,10 +219,13 @@ impl PodSync {
             self.delete_now(pod).await;
             return false;
         }
-        if self.node_uid.is_none() {
-            let nodes: Api<Node> = Api::all(self.client.clone());
-            self.node_uid = nodes.get_opt(&self.node_name).await.ok().flatten().and_then(|n| n.metadata.uid);
-        }
+        // A mirror pod belongs to its Node from its creation (the garbage
+        // collector removes it with the Node): wait for the Node to exist,
+        // and take its uid as it is now (it changes if the Node is
+        // registered again).
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let node_uid = nodes.get_opt(&self.node_name).await.ok().flatten().and_then(|n| n.metadata.uid);
+        let Some(node_uid) = node_uid else { return false };
         let mut annotations = r.pod.pod.metadata.annotations.clone().unwrap_or_default();
         annotations.insert(MIRROR.into(), hash.clone());
         annotations.insert(CONFIG_HASH.into(), hash);
@@ -234,16 +235,14 @@ impl PodSync {
                 namespace: Some(r.namespace.clone()),
                 labels: r.pod.pod.metadata.labels.clone(),
                 annotations: Some(annotations),
-                owner_references: self.node_uid.clone().map(|uid| {
-                    vec![OwnerReference {
-                        api_version: "v1".into(),
-                        kind: "Node".into(),
-                        name: self.node_name.clone(),
-                        uid,
-                        controller: Some(true),
-                        ..Default::default()
-                    }]
-                }),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: "v1".into(),
+                    kind: "Node".into(),
+                    name: self.node_name.clone(),
+                    uid: node_uid,
+                    controller: Some(true),
+                    ..Default::default()
+                }]),
                 ..Default::default()
             },
             spec: r.pod.pod.spec.clone(),

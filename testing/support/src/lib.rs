@@ -1,5 +1,6 @@
 //! Harnesses the integration tests share, so no test file repeats them:
 //!
+//! - [`apiserver`]: a real kube-apiserver with its own etcd;
 //! - [`appliance`]: the real `switchyard` binary as a child process, its
 //!   admin API, waiting for a condition;
 //! - [`containerd`]: a private containerd (state in a temp dir) for tests
@@ -14,6 +15,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod apiserver;
 pub mod appliance;
 pub mod containerd;
 pub mod lab_client;
