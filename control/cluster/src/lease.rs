@@ -8,7 +8,9 @@ use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::debug;
+
+use crate::retry::OutageLog;
 
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 pub const LEASE_DURATION_SECONDS: i32 = 40;
@@ -20,13 +22,17 @@ pub async fn run(client: kube::Client, node_name: String, mut shutdown: watch::R
     let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
     let nodes: Api<Node> = Api::all(client);
     let mut tick = tokio::time::interval(RENEW_PERIOD);
+    let mut outage = OutageLog::new("lease");
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = tick.tick() => {
                 match renew(&leases, &nodes, &node_name).await {
-                    Ok(()) => debug!(node = %node_name, "lease renewed"),
-                    Err(e) => warn!(node = %node_name, "lease renewal failed: {e}"),
+                    Ok(()) => {
+                        outage.succeeded();
+                        debug!(node = %node_name, "lease renewed");
+                    }
+                    Err(e) => outage.failed(&e),
                 }
             }
         }

@@ -17,6 +17,7 @@
 pub mod lease;
 pub mod node;
 pub mod pods;
+pub mod retry;
 pub mod services;
 
 use std::collections::BTreeMap;

@@ -22,6 +22,8 @@ use agent::pod::{DesiredPod, PodSource};
 use agent::worker::PodReport;
 use agent::{AgentState, SourceUpdate};
 
+use crate::retry::{OutageLog, WatchBackoff};
+
 pub const SOURCE: &str = "api";
 const MIRROR: &str = "kubernetes.io/config.mirror";
 const CONFIG_HASH: &str = "kubernetes.io/config.hash";
@@ -61,7 +63,8 @@ pub async fn run(
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
     // Watch errors (410 Gone, dropped connections, an unreachable server)
     // re-list with back-off; the store keeps the last state meanwhile.
-    let events = reflector::reflector(writer, watcher::watcher(api, config)).default_backoff();
+    let events = reflector::reflector(writer, watcher::watcher(api, config)).backoff(WatchBackoff::default());
+    let mut outage = OutageLog::new("pods");
     let mut events = std::pin::pin!(events);
     let mut sync = PodSync {
         client,
@@ -79,10 +82,15 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.changed() => return,
             event = events.next() => match event {
-                Some(Ok(Event::InitDone)) => { listed = true; sync.send_desired().await; }
-                Some(Ok(Event::Apply(_) | Event::Delete(_))) if listed => sync.send_desired().await,
-                Some(Ok(_)) => {}
-                Some(Err(e)) => warn!("pod watch: {e} (re-listing)"),
+                Some(Ok(event)) => {
+                    outage.succeeded();
+                    match event {
+                        Event::InitDone => { listed = true; sync.send_desired().await; }
+                        Event::Apply(_) | Event::Delete(_) if listed => sync.send_desired().await,
+                        _ => {}
+                    }
+                }
+                Some(Err(e)) => outage.failed(&e),
                 None => return,
             },
             _ = tick.tick(), if listed => sync.round().await,

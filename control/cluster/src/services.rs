@@ -1,7 +1,7 @@
 //! Services and EndpointSlices from the API server, as catalog events.
 //! A watch error (410 Gone, a dropped connection, an unreachable server)
-//! re-lists with back-off; until then nothing changes, so the dataplane
-//! keeps forwarding with the last good tables.
+//! re-lists with a short back-off ([`crate::retry`]); until then nothing
+//! changes, so the dataplane keeps forwarding with the last good tables.
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
@@ -10,9 +10,10 @@ use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use tokio::sync::{mpsc, watch};
-use tracing::warn;
 
 use services::compile::{name_of, namespace_of};
+
+use crate::retry::{OutageLog, WatchBackoff};
 use services::sync::CatalogEvent;
 
 /// Watches both kinds until `shutdown` or until the receiver goes away.
@@ -21,8 +22,11 @@ pub async fn run(
     events: mpsc::UnboundedSender<CatalogEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let services = watcher::watcher(Api::<Service>::all(client.clone()), watcher::Config::default()).default_backoff();
-    let slices = watcher::watcher(Api::<EndpointSlice>::all(client), watcher::Config::default()).default_backoff();
+    let services = watcher::watcher(Api::<Service>::all(client.clone()), watcher::Config::default())
+        .backoff(WatchBackoff::default());
+    let slices = watcher::watcher(Api::<EndpointSlice>::all(client), watcher::Config::default())
+        .backoff(WatchBackoff::default());
+    let (mut services_outage, mut slices_outage) = (OutageLog::new("services"), OutageLog::new("endpointslices"));
     let mut services = std::pin::pin!(services);
     let mut slices = std::pin::pin!(slices);
     let mut listed_services: Option<Vec<Service>> = None;
@@ -30,7 +34,9 @@ pub async fn run(
     loop {
         let event = tokio::select! {
             _ = shutdown.changed() => return,
-            e = services.next() => match e {
+            e = services.next() => {
+                match &e { Some(Err(err)) => services_outage.failed(err), Some(Ok(_)) => services_outage.succeeded(), None => {} }
+                match e {
                 Some(Ok(Event::Init)) => { listed_services = Some(Vec::new()); None }
                 Some(Ok(Event::InitApply(s))) => { listed_services.get_or_insert_with(Vec::new).push(s); None }
                 Some(Ok(Event::InitDone)) => Some(CatalogEvent::ServicesListed(listed_services.take().unwrap_or_default())),
@@ -39,10 +45,12 @@ pub async fn run(
                     namespace: namespace_of(&s.metadata).into(),
                     name: name_of(&s.metadata).into(),
                 }),
-                Some(Err(e)) => { warn!("Service watch: {e} (re-listing)"); None }
+                Some(Err(_)) => None,
                 None => return,
-            },
-            e = slices.next() => match e {
+            }},
+            e = slices.next() => {
+                match &e { Some(Err(err)) => slices_outage.failed(err), Some(Ok(_)) => slices_outage.succeeded(), None => {} }
+                match e {
                 Some(Ok(Event::Init)) => { listed_slices = Some(Vec::new()); None }
                 Some(Ok(Event::InitApply(s))) => { listed_slices.get_or_insert_with(Vec::new).push(s); None }
                 Some(Ok(Event::InitDone)) => Some(CatalogEvent::SlicesListed(listed_slices.take().unwrap_or_default())),
@@ -51,9 +59,9 @@ pub async fn run(
                     namespace: namespace_of(&s.metadata).into(),
                     name: name_of(&s.metadata).into(),
                 }),
-                Some(Err(e)) => { warn!("EndpointSlice watch: {e} (re-listing)"); None }
+                Some(Err(_)) => None,
                 None => return,
-            },
+            }},
         };
         if let Some(event) = event {
             if events.send(event).is_err() {

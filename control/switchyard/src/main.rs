@@ -78,7 +78,10 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // kube-rs logs every failed request at ERROR; the watches and
+                // the Lease report an outage once, when it starts and ends
+                // (cluster::retry).
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client::client::builder=off")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
