@@ -36,6 +36,10 @@ use tracing::{debug, error, info, warn};
 /// this, not within a sync period.
 const RELIST_PERIOD: Duration = Duration::from_millis(250);
 
+/// How long the manifests directory must be quiet after a change before it
+/// is scanned.
+const MANIFEST_DEBOUNCE: Duration = Duration::from_millis(100);
+
 use self::backoff::BackoffPolicy;
 use self::cri::{CriClient, RuntimeHealth};
 use self::endpoint_sync::EndpointSync;
@@ -123,12 +127,17 @@ impl AgentConfig {
     }
 }
 
-/// Watches `dir` with inotify; each change sends on `changed` (coalesced).
-/// Without inotify (or the directory), the periodic rescan still works.
+/// Watches `dir` with inotify; each change to its files (written, created,
+/// renamed, removed) sends on `changed` (coalesced). Opening or reading a
+/// file is not a change: the agent's own scans open every manifest, and
+/// reacting to that would rescan forever. Without inotify (or the
+/// directory), the periodic rescan still works.
 fn watch_dir(dir: &std::path::Path, changed: tokio::sync::mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
-    let mut watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-        let _ = changed.try_send(());
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| changes_a_manifest(&e.kind)) {
+            let _ = changed.try_send(());
+        }
     })
     .map_err(|e| warn!("manifests: no inotify ({e}); rescanning periodically only"))
     .ok()?;
@@ -137,6 +146,20 @@ fn watch_dir(dir: &std::path::Path, changed: tokio::sync::mpsc::Sender<()>) -> O
         .map_err(|e| warn!("manifests: cannot watch {} ({e}); rescanning periodically only", dir.display()))
         .ok()?;
     Some(watcher)
+}
+
+/// Whether an inotify event can change what the directory holds: not an
+/// open, a read, a close without writing, or a metadata change.
+fn changes_a_manifest(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        // A file written and closed: its content is complete now.
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Any | EventKind::Other => false,
+    }
 }
 
 /// What the agent shows the CLI and the API.
@@ -200,6 +223,9 @@ pub async fn run(
     // inotify on the manifests directory: a change is picked up at once.
     let (changed_tx, mut changed) = tokio::sync::mpsc::channel::<()>(1);
     let _watcher = config.manifests.as_ref().and_then(|dir| watch_dir(dir, changed_tx));
+    let debounce = tokio::time::sleep(MANIFEST_DEBOUNCE);
+    tokio::pin!(debounce);
+    let mut scan_pending = false;
     let mut housekeeping = tokio::time::interval(Duration::from_secs(5));
     let mut relist = tokio::time::interval(RELIST_PERIOD);
     relist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -215,12 +241,19 @@ pub async fn run(
                 reported.insert(source);
                 manager.set_source(source, pods);
             }
+            Some(()) = changed.recv() => {
+                // An editor's save or a copy comes as several events: scan
+                // once they have settled.
+                debounce.as_mut().reset(tokio::time::Instant::now() + MANIFEST_DEBOUNCE);
+                scan_pending = true;
+            }
             _ = async {
                 tokio::select! {
                     _ = rescan.tick() => {}
-                    Some(()) = changed.recv() => {}
+                    _ = &mut debounce, if scan_pending => {}
                 }
             } => {
+                scan_pending = false;
                 let Some(dir) = &config.manifests else { scanned = true; continue };
                 let scan = manifests::scan(dir, &node_name);
                 for e in scan.errors.iter().filter(|e| !last_errors.contains(e)) {
@@ -266,4 +299,32 @@ pub async fn run(
     }
     info!("node agent stopped; pods keep running");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::changes_a_manifest;
+    use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, EventKind, MetadataKind, ModifyKind};
+    use notify::event::{RemoveKind, RenameMode};
+
+    #[test]
+    fn reading_a_manifest_is_not_a_change() {
+        for kind in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)),
+        ] {
+            assert!(!changes_a_manifest(&kind), "{kind:?}");
+        }
+        for kind in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+        ] {
+            assert!(changes_a_manifest(&kind), "{kind:?}");
+        }
+    }
 }

@@ -137,6 +137,15 @@ fn static_pods_follow_their_manifests_on_a_real_containerd() {
     assert!(errors.iter().any(|e| e.contains("noimage.yaml") && e.contains("image is missing")), "{errors:?}");
     assert_eq!(node["name"], "node-t");
 
+    // With the pods settled, the agent idles: its own scans of the
+    // manifests directory (which open every file) must not wake it again.
+    let (cpu_before, since) = (sy.cpu_time().expect("the agent's CPU time"), std::time::Instant::now());
+    std::thread::sleep(Duration::from_secs(3));
+    let busy = sy.cpu_time().expect("the agent's CPU time") - cpu_before;
+    let share = busy.as_secs_f64() / since.elapsed().as_secs_f64();
+    eprintln!("the idle agent used {:.1}% of a CPU", share * 100.0);
+    assert!(share < 0.2, "the idle agent used {:.0}% of a CPU", share * 100.0);
+
     // A container that exits is restarted with back-off; its count grows.
     write(&manifests, "crash.yaml", CRASH);
     sy.wait_for("crasher to restart three times", Duration::from_secs(40), |a| {
