@@ -19,6 +19,7 @@ pub mod pod;
 pub mod probe;
 pub mod runtime_spec;
 pub mod status;
+pub mod volumes;
 pub mod worker;
 
 use std::collections::BTreeSet;
