@@ -193,6 +193,7 @@ pub type SourceUpdate = (&'static str, Vec<pod::DesiredPod>);
 pub async fn run(
     config: AgentConfig,
     state: Arc<AgentState>,
+    objects: Arc<dyn volumes::ClusterObjects>,
     mut external: tokio::sync::mpsc::UnboundedReceiver<SourceUpdate>,
     external_sources: usize,
     mut shutdown: watch::Receiver<bool>,
@@ -210,6 +211,7 @@ pub async fn run(
         host_dns,
     });
     let settings = WorkerSettings {
+        objects,
         sync_period: Duration::from_millis(config.sync_period_ms),
         backoff: BackoffPolicy {
             initial: Duration::from_secs_f64(config.backoff_initial_seconds),

@@ -138,7 +138,7 @@ impl PodManager {
                         pod.clone(),
                         self.cri.clone(),
                         self.node.clone(),
-                        self.settings,
+                        self.settings.clone(),
                         self.store.clone(),
                         self.endpoint_sync.clone(),
                     );

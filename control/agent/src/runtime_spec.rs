@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use k8s_cri::v1 as cri;
-use k8s_openapi::api::core::v1::{Container, EnvVar};
+use k8s_openapi::api::core::v1::Container;
 
 use super::pod::DesiredPod;
 use node::quantity::Quantity;
@@ -163,16 +163,10 @@ pub fn sandbox_config(pod: &DesiredPod, attempt: u32, node: &NodeContext) -> cri
     }
 }
 
-/// The value of an env var: literal, or from the pod's own fields.
-fn env_value(var: &EnvVar, pod: &DesiredPod, pod_ip: &str, node: &NodeContext) -> Option<String> {
-    if let Some(v) = &var.value {
-        return Some(v.clone());
-    }
-    let field = var.value_from.as_ref()?.field_ref.as_ref()?.field_path.as_str();
-    Some(match field {
-        "metadata.name" => pod.name.clone(),
-        "metadata.namespace" => pod.namespace.clone(),
-        "metadata.uid" => pod.uid.clone(),
+/// A `fieldRef` that is not in the pod's metadata: the node's and the
+/// sandbox's values (the downward API's `spec.*` and `status.*` fields).
+pub fn pod_field(path: &str, pod: &DesiredPod, pod_ip: &str, node: &NodeContext) -> Option<String> {
+    Some(match path {
         "spec.nodeName" => node.node_name.clone(),
         "spec.serviceAccountName" => pod.spec().service_account_name.clone().unwrap_or_default(),
         "status.podIP" => pod_ip.to_string(),
@@ -204,13 +198,14 @@ fn linux_resources(c: &Container) -> cri::LinuxContainerResources {
     res
 }
 
-/// The config for attempt `attempt` of container `c`.
+/// The config for attempt `attempt` of container `c`, with its environment
+/// resolved (`volumes::projection::resolve_env`).
 pub fn container_config(
     pod: &DesiredPod,
     c: &Container,
     attempt: u32,
     init: bool,
-    pod_ip: &str,
+    env: Vec<(String, String)>,
     node: &NodeContext,
 ) -> cri::ContainerConfig {
     let mut labels = pod_labels(pod);
@@ -237,7 +232,9 @@ pub fn container_config(
             Some(cri::Mount {
                 container_path: m.mount_path.clone(),
                 host_path: host.display().to_string(),
-                readonly: m.read_only.unwrap_or(false),
+                // What the agent fills from the cluster is read-only, as
+                // the kubelet mounts it.
+                readonly: m.read_only.unwrap_or(false) || crate::volumes::projection::is_projected(v),
                 ..Default::default()
             })
         })
@@ -249,12 +246,7 @@ pub fn container_config(
         command: c.command.clone().unwrap_or_default(),
         args: c.args.clone().unwrap_or_default(),
         working_dir: c.working_dir.clone().unwrap_or_default(),
-        envs: c
-            .env
-            .iter()
-            .flatten()
-            .filter_map(|e| Some(cri::KeyValue { key: e.name.clone(), value: env_value(e, pod, pod_ip, node)? }))
-            .collect(),
+        envs: env.into_iter().map(|(key, value)| cri::KeyValue { key, value }).collect(),
         mounts,
         labels,
         annotations,
@@ -339,11 +331,12 @@ spec:
     fn container_gets_env_mounts_and_resources() {
         let p = pod(POD);
         let c = &p.spec().containers[0];
-        let cfg = container_config(&p, c, 3, false, "10.244.1.5", &node());
+        let env = vec![("GREETING".to_string(), "hello".to_string())];
+        let cfg = container_config(&p, c, 3, false, env, &node());
         let env: HashMap<_, _> = cfg.envs.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
         assert_eq!(env["GREETING"], "hello");
-        assert_eq!(env["POD_NAME"], "web");
-        assert_eq!(env["POD_IP"], "10.244.1.5");
+        assert_eq!(pod_field("status.podIP", &p, "10.244.1.5", &node()).as_deref(), Some("10.244.1.5"));
+        assert_eq!(pod_field("spec.nodeName", &p, "", &node()).as_deref(), Some(node().node_name.as_str()));
         assert_eq!(cfg.command, vec!["httpd"]);
         assert_eq!(cfg.mounts[0].host_path, "/var/lib/switchyard/pods/u-1/volumes/data");
         let r = cfg.linux.unwrap().resources.unwrap();

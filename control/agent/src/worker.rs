@@ -24,8 +24,11 @@ use super::endpoint_sync::EndpointSync;
 use super::observed::{nanos, Instance, Observed, Sandbox};
 use super::pod::{DesiredPod, PodSource, RestartPolicy};
 use super::probe::{self, ProbeState, ProbeTarget};
-use super::runtime_spec::{container_config, labels, sandbox_config, NodeContext};
+use super::runtime_spec::{container_config, labels, pod_field, sandbox_config, NodeContext};
 use super::status::{pod_status, StatusInputs, Waiting};
+use super::volumes::atomic;
+use super::volumes::projection::{is_projected, project, resolve_env};
+use super::volumes::ClusterObjects;
 
 /// What the agent knows of a pod, for the CLI and the API.
 #[derive(Clone, Debug)]
@@ -65,11 +68,17 @@ impl PodReport {
 /// Every pod's latest report, by UID.
 pub type PodStore = Arc<RwLock<BTreeMap<String, PodReport>>>;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct WorkerSettings {
     pub sync_period: Duration,
     pub backoff: BackoffPolicy,
+    /// ConfigMaps, Secrets and tokens for volumes and env.
+    pub objects: Arc<dyn ClusterObjects>,
 }
+
+/// How often a running pod's configMap, secret and downwardAPI volumes are
+/// read again (a token is renewed at 80% of its lifetime, if sooner).
+const VOLUME_REFRESH: Duration = Duration::from_secs(10);
 
 /// The longest wait between syncs while they fail.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
@@ -116,6 +125,14 @@ pub struct PodWorker {
     /// Image pull failures per image, for back-off between tries.
     pull_failures: HashMap<String, (u32, SystemTime)>,
     init_failed: bool,
+    /// Whether the volumes the agent fills have been written once.
+    volumes_mounted: bool,
+    /// When they are due to be written (again); None: now.
+    volumes_due: Option<SystemTime>,
+    /// Failed attempts in a row, for the back-off between them.
+    mount_failures: u32,
+    /// The last reason they could not be, logged once.
+    mount_error: Option<String>,
 }
 
 /// Starts a worker task for `pod`.
@@ -139,6 +156,10 @@ pub fn spawn(
         waiting: HashMap::new(),
         pull_failures: HashMap::new(),
         init_failed: false,
+        volumes_mounted: false,
+        volumes_due: None,
+        mount_failures: 0,
+        mount_error: None,
     };
     (tx, tokio::spawn(worker.run(rx)))
 }
@@ -273,6 +294,23 @@ impl PodWorker {
         }
 
         let finished = matches!(self.current_phase().as_deref(), Some("Succeeded") | Some("Failed"));
+        if !finished {
+            if self.volumes_due.is_none_or(|due| SystemTime::now() >= due) {
+                // A failure after a first mount leaves the containers what
+                // they have; it is logged, and tried again later.
+                let _ = self.mount_volumes().await;
+            }
+            if !self.volumes_mounted {
+                // Never mounted: the pod waits in ContainerCreating, as the
+                // kubelet's does, until a later attempt succeeds.
+                let why = self.mount_error.clone().unwrap_or_default();
+                for c in self.pod.spec().containers.clone() {
+                    self.wait(&c, "ContainerCreating", &why);
+                }
+                self.report(&observed);
+                return Ok(acted);
+            }
+        }
         if observed.sandbox.is_none() && !finished {
             let attempt =
                 sandboxes.iter().filter_map(|s| s.metadata.as_ref()).map(|m| m.attempt + 1).max().unwrap_or(0);
@@ -340,6 +378,46 @@ impl PodWorker {
         }
         self.report(&observed);
         Ok(acted)
+    }
+
+    /// Writes the volumes the agent fills (configMap, secret, downwardAPI,
+    /// projected) into their directories, atomically; says why one cannot
+    /// be, naming the volume.
+    async fn mount_volumes(&mut self) -> Result<(), String> {
+        let mut due = SystemTime::now() + VOLUME_REFRESH;
+        for v in self.pod.spec().volumes.clone().unwrap_or_default() {
+            if !is_projected(&v) {
+                continue;
+            }
+            let result = match project(&v, &self.pod, self.settings.objects.as_ref()).await {
+                Ok(p) => {
+                    due = p.refresh_by.map_or(due, |r| r.min(due));
+                    let dir = self.node.volume_dir(&self.pod, &v.name);
+                    atomic::write(&dir, &p.files).map(|_| ()).map_err(|e| format!("writing {}: {e}", dir.display()))
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                let why = format!("MountVolume.SetUp failed for volume {:?}: {e}", v.name);
+                if self.mount_error.as_ref() != Some(&why) {
+                    warn!(pod = %self.pod.full_name(), "{why}");
+                    self.mount_error = Some(why.clone());
+                }
+                // Not at every sync while the API server is away: 0.5 s,
+                // doubling, up to the refresh period.
+                self.mount_failures += 1;
+                let wait = Duration::from_millis(500).saturating_mul(1 << self.mount_failures.min(6)) / 2;
+                self.volumes_due = Some(SystemTime::now() + wait.min(VOLUME_REFRESH));
+                return Err(why);
+            }
+        }
+        if self.mount_error.take().is_some() {
+            info!(pod = %self.pod.full_name(), "volumes mounted");
+        }
+        self.volumes_mounted = true;
+        self.mount_failures = 0;
+        self.volumes_due = Some(due);
+        Ok(())
     }
 
     async fn start_sandbox(&mut self, attempt: u32) -> Result<(), CriError> {
@@ -419,7 +497,16 @@ impl PodWorker {
             return Ok(false);
         }
         let pod_ip = sandbox.ip.clone().unwrap_or_default();
-        let config = container_config(&self.pod, c, attempt, init, &pod_ip, &self.node);
+        let field = |path: &str| pod_field(path, &self.pod, &pod_ip, &self.node);
+        let env = match resolve_env(&self.pod, c, &field, self.settings.objects.as_ref()).await {
+            Ok(env) => env,
+            Err(why) => {
+                // As the kubelet: the container waits, the next sync retries.
+                self.wait(c, "CreateContainerConfigError", &why);
+                return Ok(false);
+            }
+        };
+        let config = container_config(&self.pod, c, attempt, init, env, &self.node);
         let sandbox_config = sandbox_config(&self.pod, sandbox.attempt, &self.node);
         let id = match self.cri.create_container(&sandbox.id, config, sandbox_config).await {
             Ok(id) => id,

@@ -16,6 +16,7 @@
 
 pub mod lease;
 pub mod node;
+pub mod objects;
 pub mod pods;
 pub mod retry;
 pub mod services;
@@ -56,6 +57,12 @@ pub async fn client(config: &ClusterConfig) -> Result<kube::Client> {
                 .with_context(|| format!("kubeconfig {}", path.display()))?
         }
         None => kube::Config::infer().await.context("no kubeconfig given, none in KUBECONFIG, not in a cluster")?,
+    };
+    let kube_config = kube::Config {
+        connect_timeout: Some(retry::CONNECT_TIMEOUT),
+        read_timeout: Some(retry::READ_TIMEOUT),
+        write_timeout: Some(retry::READ_TIMEOUT),
+        ..kube_config
     };
     kube::Client::try_from(kube_config).context("creating the Kubernetes client")
 }

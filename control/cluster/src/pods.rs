@@ -16,7 +16,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use agent::pod::{DesiredPod, PodSource};
 use agent::worker::PodReport;
@@ -50,6 +50,9 @@ struct PodSync {
     rejected: HashMap<String, String>,
 }
 
+/// The longest one round of status writes may take.
+const ROUND_LIMIT: Duration = Duration::from_secs(5);
+
 /// Runs the API pod source until `shutdown`.
 pub async fn run(
     client: kube::Client,
@@ -60,7 +63,7 @@ pub async fn run(
 ) {
     let api: Api<Pod> = Api::all(client.clone());
     let (store, writer) = reflector::store::<Pod>();
-    let config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
+    let config = crate::retry::watch_config().fields(&format!("spec.nodeName={node_name}"));
     // Watch errors (410 Gone, dropped connections, an unreachable server)
     // re-list with back-off; the store keeps the last state meanwhile.
     let events = reflector::reflector(writer, watcher::watcher(api, config)).backoff(WatchBackoff::default());
@@ -91,9 +94,23 @@ pub async fn run(
                     }
                 }
                 Some(Err(e)) => outage.failed(&e),
-                None => return,
+                None => {
+                    warn!("the pod watch ended; pods bound to this node are no longer followed");
+                    return;
+                }
             },
-            _ = tick.tick(), if listed => sync.round().await,
+            // Status writes wait while the watch is failing (the server is
+            // away), and a round is bounded: the watch above is not polled
+            // while a round runs, and must not wait behind calls to a
+            // server that does not answer.
+            _ = tick.tick() => {
+                outage.tick();
+                if listed && !outage.in_outage()
+                    && tokio::time::timeout(ROUND_LIMIT, sync.round()).await.is_err()
+                {
+                    debug!("a status round took over {ROUND_LIMIT:?}; the rest waits for the next");
+                }
+            }
         }
     }
 }

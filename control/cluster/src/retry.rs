@@ -11,12 +11,30 @@
 use std::time::{Duration, Instant};
 
 use kube::runtime::utils::Backoff;
+use kube::runtime::watcher;
 use tracing::{info, warn};
+
+/// How long a call may wait for the API server to answer (kube-rs's default
+/// is 295 s). A server that accepts a connection and then says nothing
+/// (while it restarts, or overloaded) must not hold the pod source or the
+/// agent's volume refresh for minutes: the call fails and is retried.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(25);
+/// How long connecting may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the server keeps a watch open before ending it (the watcher
+/// resumes it from its last version): under [`READ_TIMEOUT`], so that a
+/// quiet watch is not taken for a dead server.
+pub const WATCH_TIMEOUT_SECONDS: u32 = 20;
 
 /// The first retry's wait.
 const FIRST: Duration = Duration::from_millis(250);
 /// The longest wait between two retries.
 const CAP: Duration = Duration::from_secs(2);
+
+/// A watcher config with the server-side timeout above.
+pub fn watch_config() -> watcher::Config {
+    watcher::Config::default().timeout(WATCH_TIMEOUT_SECONDS)
+}
 
 /// Exponential back-off from 250 ms, doubling up to 2 s, each wait shortened
 /// by up to a quarter so that watches started together do not retry in step.
@@ -54,12 +72,19 @@ impl Backoff for WatchBackoff {
     }
 }
 
+/// How long a watch must go without an error, after failing, to count as
+/// working again. A watch that resumes without a change to report yields no
+/// event: its silence is the sign (errors come at least every 2 s while it
+/// fails, see [`WatchBackoff`]).
+pub const QUIET: Duration = Duration::from_secs(5);
+
 /// One watch's outage: logged when it starts, and when it ends with how
 /// long it lasted and how many attempts failed.
 #[derive(Debug)]
 pub struct OutageLog {
     source: &'static str,
-    since: Option<(Instant, u64)>,
+    /// When it started, the failed attempts, and the last failure.
+    since: Option<(Instant, u64, Instant)>,
 }
 
 impl OutageLog {
@@ -69,20 +94,32 @@ impl OutageLog {
 
     /// A failed attempt: logged only if it starts an outage.
     pub fn failed(&mut self, error: &dyn std::fmt::Display) {
+        let now = Instant::now();
         match &mut self.since {
-            Some((_, attempts)) => *attempts += 1,
+            Some((_, attempts, last)) => {
+                *attempts += 1;
+                *last = now;
+            }
             None => {
                 warn!(source = %self.source, "API calls failing: {error}; retrying, quietly until they work");
-                self.since = Some((Instant::now(), 1));
+                self.since = Some((now, 1, now));
             }
         }
     }
 
     /// A successful event: ends an outage, if there was one, and says so.
     pub fn succeeded(&mut self) {
-        if let Some((since, attempts)) = self.since.take() {
+        if let Some((since, attempts, _)) = self.since.take() {
             let lasted = since.elapsed();
             info!(source = %self.source, ?lasted, attempts, "API calls working again after {lasted:.1?}");
+        }
+    }
+
+    /// Called now and then: a failing watch that has been quiet for
+    /// [`QUIET`] is working again.
+    pub fn tick(&mut self) {
+        if self.since.is_some_and(|(_, _, last)| last.elapsed() >= QUIET) {
+            self.succeeded();
         }
     }
 
@@ -115,7 +152,9 @@ mod tests {
         log.failed(&"connection refused");
         log.failed(&"connection refused");
         assert!(log.in_outage());
-        assert_eq!(log.since.map(|(_, n)| n), Some(2));
+        assert_eq!(log.since.map(|(_, n, _)| n), Some(2));
+        log.tick();
+        assert!(log.in_outage(), "not quiet long enough yet");
         log.succeeded();
         assert!(!log.in_outage());
     }

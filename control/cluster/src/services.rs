@@ -22,11 +22,12 @@ pub async fn run(
     events: mpsc::UnboundedSender<CatalogEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let services = watcher::watcher(Api::<Service>::all(client.clone()), watcher::Config::default())
+    let services = watcher::watcher(Api::<Service>::all(client.clone()), crate::retry::watch_config())
         .backoff(WatchBackoff::default());
-    let slices = watcher::watcher(Api::<EndpointSlice>::all(client), watcher::Config::default())
+    let slices = watcher::watcher(Api::<EndpointSlice>::all(client), crate::retry::watch_config())
         .backoff(WatchBackoff::default());
     let (mut services_outage, mut slices_outage) = (OutageLog::new("services"), OutageLog::new("endpointslices"));
+    let mut quiet_check = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut services = std::pin::pin!(services);
     let mut slices = std::pin::pin!(slices);
     let mut listed_services: Option<Vec<Service>> = None;
@@ -34,6 +35,11 @@ pub async fn run(
     loop {
         let event = tokio::select! {
             _ = shutdown.changed() => return,
+            _ = quiet_check.tick() => {
+                services_outage.tick();
+                slices_outage.tick();
+                None
+            }
             e = services.next() => {
                 match &e { Some(Err(err)) => services_outage.failed(err), Some(Ok(_)) => services_outage.succeeded(), None => {} }
                 match e {

@@ -115,7 +115,16 @@ async fn control_loop(path: &Path, config: Config, mut dataplane: Option<&mut En
     drop(catalog_events);
     let agent_task = match (&config.agent, &agent_state) {
         (Some(a), Some(state)) => {
-            Some(tokio::spawn(agent::run(a.clone(), state.clone(), pod_updates, api_sources, shutdown_rx.clone())))
+            // ConfigMaps, Secrets and tokens for pod volumes and env: from
+            // the API server, or none in standalone mode.
+            // A client of their own: the pod workers' reads must not queue
+            // behind (or hold up) the watches' connections.
+            let objects: Arc<dyn agent::volumes::ClusterObjects> = match &config.cluster {
+                Some(c) if client.is_some() => Arc::new(cluster::objects::ApiObjects::new(cluster::client(c).await?)),
+                _ => Arc::new(agent::volumes::NoCluster),
+            };
+            let agent = agent::run(a.clone(), state.clone(), objects, pod_updates, api_sources, shutdown_rx.clone());
+            Some(tokio::spawn(agent))
         }
         _ => None,
     };

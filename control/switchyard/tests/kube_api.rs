@@ -7,6 +7,11 @@
 //! - the node registers with its labels, conditions, capacity and node info
 //!   (runtime and kubelet versions), and renews its Lease;
 //! - a pod bound to the node runs, and its status reaches the API;
+//! - a pod as admission stores it (the projected ServiceAccount token
+//!   volume) runs with a configMap and a secret volume and env from both;
+//!   its token is accepted by the API server; a ConfigMap update reaches
+//!   the mounted file; a missing ConfigMap holds a pod in ContainerCreating
+//!   until it exists;
 //! - the Lease and the mirror pods are owned by the Node; a deleted Node is
 //!   registered again within seconds;
 //! - a static pod gets a mirror pod, recreated when deleted;
@@ -33,8 +38,7 @@ use testing::containerd::Containerd;
 
 const NODE: &str = "node-r";
 
-/// A pod bound to the node. Its ServiceAccount token is not mounted: the
-/// projected token volume the admission plugin would add is not served yet.
+/// A pod bound to the node, without its ServiceAccount token.
 const POD: &str = r#"
 apiVersion: v1
 kind: Pod
@@ -51,6 +55,62 @@ spec:
     readinessProbe:
       httpGet: {path: /, port: http}
       periodSeconds: 1
+"#;
+
+/// A pod as most are: its ServiceAccount token mounted (the admission
+/// plugin adds the projected `kube-api-access-*` volume), a configMap and a
+/// secret volume, and env from both.
+const FULL_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: api-full, namespace: default}
+spec:
+  nodeName: node-r
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: switchyard.local/busybox:1
+    command: ["sleep", "3600"]
+    env:
+    - name: GREETING
+      valueFrom: {configMapKeyRef: {name: app-config, key: greeting}}
+    envFrom: [{secretRef: {name: app-secret}, prefix: SECRET_}]
+    volumeMounts:
+    - {name: config, mountPath: /etc/config}
+    - {name: secret, mountPath: /etc/secret}
+  volumes:
+  - name: config
+    configMap: {name: app-config}
+  - name: secret
+    secret: {secretName: app-secret, defaultMode: 0400}
+"#;
+
+const APP_OBJECTS: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: app-config, namespace: default}
+data: {greeting: hello}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: app-secret, namespace: default}
+stringData: {password: s3cret}
+"#;
+
+/// A pod whose ConfigMap does not exist yet.
+const LATE_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: api-late, namespace: default}
+spec:
+  nodeName: node-r
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: app, image: "switchyard.local/busybox:1", command: ["sleep", "3600"],
+     volumeMounts: [{name: config, mountPath: /etc/config}]}
+  volumes:
+  - {name: config, configMap: {name: late-config}}
 "#;
 
 const STATIC: &str = r#"
@@ -241,6 +301,77 @@ node_labels = {{ "switchyard.io/role" = "edge" }}
     api.apply(&service("mine", "10.96.7.10", other)).expect("relabel it for another proxy");
     sy.wait_for("the relabelled Service gone", Duration::from_secs(20), |a| !has_vip(a, "10.96.7.10"));
 
+    // A pod as admission stores it runs: its container reads its token
+    // (which the API server accepts), the CA and its namespace from the
+    // mount, a configMap and a secret volume, and env from both.
+    api.apply(APP_OBJECTS).expect("the ConfigMap and the Secret");
+    api.apply(FULL_POD).expect("the pod");
+    let stored = get(&api, &["get", "pod", "-n", "default", "api-full"]).expect("the stored pod");
+    let projected =
+        stored["spec"]["volumes"].as_array().into_iter().flatten().find(|v| {
+            v["name"].as_str().is_some_and(|n| n.starts_with("kube-api-access-")) && v["projected"].is_object()
+        });
+    assert!(projected.is_some(), "admission added the projected token volume: {stored}");
+    sy.wait_for("api-full Running", Duration::from_secs(40), |_| {
+        get(&api, &["get", "pod", "-n", "default", "api-full"]).is_some_and(|p| p["status"]["phase"] == "Running")
+    });
+    let id = sy
+        .get("/v1/pods")
+        .and_then(|p| p.as_array().cloned())
+        .and_then(|p| p.into_iter().find(|p| p["name"] == "api-full"))
+        .and_then(|p| p["containers"][0]["id"].as_str().map(|id| id.trim_start_matches("containerd://").to_string()))
+        .expect("api-full's container");
+    let exec = |args: &[&str]| {
+        let mut all = vec!["tasks", "exec", "--exec-id", "check"];
+        all.push(&id);
+        all.extend(args);
+        ctrd.ctr(&all).unwrap_or_else(|e| panic!("{e}"))
+    };
+    const SA: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+    assert_eq!(exec(&["cat", &format!("{SA}/namespace")]), "default");
+    let ca = std::fs::read_to_string(api.ca()).expect("the API server's certificate");
+    assert_eq!(exec(&["cat", &format!("{SA}/ca.crt")]), ca);
+    let token = exec(&["cat", &format!("{SA}/token")]);
+    let review = api
+        .kubectl(
+            &["create", "-o", "json", "-f", "-"],
+            Some(&format!(
+                "{{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenReview\",\"spec\":{{\"token\":\"{}\"}}}}",
+                token.trim()
+            )),
+        )
+        .expect("a TokenReview");
+    let review: Value = serde_json::from_str(&review).expect("TokenReview JSON");
+    assert_eq!(review["status"]["authenticated"], true, "{review}");
+    assert_eq!(review["status"]["user"]["username"], "system:serviceaccount:default:default", "{review}");
+    assert_eq!(exec(&["cat", "/etc/config/greeting"]), "hello");
+    assert_eq!(exec(&["cat", "/etc/secret/password"]), "s3cret");
+    assert_eq!(exec(&["stat", "-L", "-c", "%a", "/etc/secret/password"]).trim(), "400");
+    assert_eq!(exec(&["sh", "-c", "echo $GREETING"]).trim(), "hello");
+    assert_eq!(exec(&["sh", "-c", "echo $SECRET_password"]).trim(), "s3cret");
+    // A ConfigMap update reaches the mounted file (never half written:
+    // volumes::atomic).
+    api.apply(&APP_OBJECTS.replace("greeting: hello", "greeting: hola")).expect("update the ConfigMap");
+    sy.wait_for("the ConfigMap update in the file", Duration::from_secs(30), |_| {
+        exec(&["cat", "/etc/config/greeting"]) == "hola"
+    });
+
+    // A missing ConfigMap keeps the pod in ContainerCreating, and it starts
+    // once the ConfigMap is there.
+    api.apply(LATE_POD).expect("the pod");
+    let waiting_reason = |api: &ApiServer| {
+        get(api, &["get", "pod", "-n", "default", "api-late"])
+            .map(|p| p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"].clone())
+    };
+    sy.wait_for("api-late in ContainerCreating", Duration::from_secs(30), |_| {
+        waiting_reason(&api) == Some(Value::from("ContainerCreating"))
+    });
+    api.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late-config, namespace: default}\ndata: {a: b}\n")
+        .expect("the late ConfigMap");
+    sy.wait_for("api-late Running", Duration::from_secs(40), |_| {
+        get(&api, &["get", "pod", "-n", "default", "api-late"]).is_some_and(|p| p["status"]["phase"] == "Running")
+    });
+
     // The API server goes away: pods run on and the tables stay.
     let before = backends(&sy, "10.96.7.7");
     let generation = sy.get("/v1/counters").expect("counters")["generation"].clone();
@@ -267,9 +398,10 @@ node_labels = {{ "switchyard.io/role" = "edge" }}
         log.lines().filter(|l| l.contains(what) && l.contains(&format!("source={source}"))).count()
     };
     let sources = ["services", "endpointslices", "pods"];
-    sy.wait_for("every watch working again", Duration::from_secs(10), |a| {
+    sy.wait_for("every watch working again", Duration::from_secs(15), |a| {
         sources.iter().all(|s| count(&a.log(), "API calls working again", s) == 1)
     });
+    eprintln!("every watch working again {:?} after the server returned", back.elapsed());
     let log = sy.log();
     for source in sources {
         assert_eq!(count(&log, "API calls failing", source), 1, "{source}:\n{log}");

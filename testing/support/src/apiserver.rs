@@ -274,6 +274,11 @@ impl ApiServer {
         format!("--- kube-apiserver ---\n{}\n--- etcd ---\n{}", tail("apiserver.log"), tail("etcd.log"))
     }
 
+    /// The server's certificate (the cluster's CA, for clients).
+    pub fn ca(&self) -> &Path {
+        &self.ca
+    }
+
     /// A kubeconfig with cluster-admin rights (system:masters).
     pub fn admin_kubeconfig(&self) -> &Path {
         &self.admin
