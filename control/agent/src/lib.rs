@@ -12,6 +12,7 @@
 pub mod backoff;
 pub mod cri;
 pub mod endpoint_sync;
+pub mod events;
 pub mod manager;
 pub mod manifests;
 pub mod observed;
@@ -194,6 +195,7 @@ pub async fn run(
     config: AgentConfig,
     state: Arc<AgentState>,
     objects: Arc<dyn volumes::ClusterObjects>,
+    events: Arc<dyn events::EventSink>,
     mut external: tokio::sync::mpsc::UnboundedReceiver<SourceUpdate>,
     external_sources: usize,
     mut shutdown: watch::Receiver<bool>,
@@ -212,6 +214,7 @@ pub async fn run(
     });
     let settings = WorkerSettings {
         objects,
+        events,
         sync_period: Duration::from_millis(config.sync_period_ms),
         backoff: BackoffPolicy {
             initial: Duration::from_secs_f64(config.backoff_initial_seconds),

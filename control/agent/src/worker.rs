@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use super::backoff::BackoffPolicy;
 use super::cri::{CriClient, CriError};
 use super::endpoint_sync::EndpointSync;
+use super::events::{AgentEvent, EventSink, EventType, InvolvedObject};
 use super::observed::{nanos, Instance, Observed, Sandbox};
 use super::pod::{DesiredPod, PodSource, RestartPolicy};
 use super::probe::{self, ProbeState, ProbeTarget};
@@ -74,6 +75,8 @@ pub struct WorkerSettings {
     pub backoff: BackoffPolicy,
     /// ConfigMaps, Secrets and tokens for volumes and env.
     pub objects: Arc<dyn ClusterObjects>,
+    /// Where the pod's Events go.
+    pub events: Arc<dyn EventSink>,
 }
 
 /// How often a running pod's configMap, secret and downwardAPI volumes are
@@ -399,6 +402,7 @@ impl PodWorker {
             };
             if let Err(e) = result {
                 let why = format!("MountVolume.SetUp failed for volume {:?}: {e}", v.name);
+                self.event(EventType::Warning, "FailedMount", why.clone());
                 if self.mount_error.as_ref() != Some(&why) {
                     warn!(pod = %self.pod.full_name(), "{why}");
                     self.mount_error = Some(why.clone());
@@ -454,32 +458,51 @@ impl PodWorker {
         });
         let present = self.cri.image_id(&image).await?.is_some();
         if present && policy != "Always" {
+            self.event(EventType::Normal, "Pulled", format!("Container image {image:?} already present on machine"));
             return Ok(true);
         }
         if policy == "Never" {
-            self.wait(c, "ErrImageNeverPull", &format!("image {image} is not present and imagePullPolicy is Never"));
+            let why = format!("image {image} is not present and imagePullPolicy is Never");
+            self.event(EventType::Warning, "ErrImageNeverPull", why.clone());
+            self.wait(c, "ErrImageNeverPull", &why);
             return Ok(false);
         }
         if let Some((failures, at)) = self.pull_failures.get(&image) {
             let wait = self.settings.backoff.delay(*failures, Duration::ZERO);
             if SystemTime::now() < *at + wait {
+                self.event(EventType::Normal, "BackOff", format!("Back-off pulling image {image:?}"));
                 self.wait(c, "ImagePullBackOff", &format!("back-off pulling image {image}"));
                 return Ok(false);
             }
         }
+        self.event(EventType::Normal, "Pulling", format!("Pulling image {image:?}"));
         match self.cri.pull_image(&image).await {
             Ok(_) => {
                 self.pull_failures.remove(&image);
+                self.event(EventType::Normal, "Pulled", format!("Successfully pulled image {image:?}"));
                 Ok(true)
             }
             Err(CriError::Call { message, .. }) => {
                 let failures = self.pull_failures.get(&image).map_or(1, |(n, _)| n + 1);
                 self.pull_failures.insert(image.clone(), (failures, SystemTime::now()));
+                self.event(EventType::Warning, "Failed", format!("Failed to pull image {image:?}: {message}"));
+                self.event(EventType::Warning, "Failed", "Error: ErrImagePull".into());
                 self.wait(c, "ErrImagePull", &message);
                 Ok(false)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Reports an Event about this pod.
+    fn event(&self, type_: EventType, reason: &'static str, message: String) {
+        let object = InvolvedObject {
+            kind: "Pod",
+            namespace: self.pod.namespace.clone(),
+            name: self.pod.name.clone(),
+            uid: self.pod.uid.clone(),
+        };
+        self.settings.events.emit(AgentEvent { object, type_, reason, message });
     }
 
     fn wait(&mut self, c: &Container, reason: &str, message: &str) {
@@ -502,6 +525,7 @@ impl PodWorker {
             Ok(env) => env,
             Err(why) => {
                 // As the kubelet: the container waits, the next sync retries.
+                self.event(EventType::Warning, "Failed", format!("Error: {why}"));
                 self.wait(c, "CreateContainerConfigError", &why);
                 return Ok(false);
             }
@@ -511,17 +535,21 @@ impl PodWorker {
         let id = match self.cri.create_container(&sandbox.id, config, sandbox_config).await {
             Ok(id) => id,
             Err(CriError::Call { message, .. }) => {
+                self.event(EventType::Warning, "Failed", format!("Error: {message}"));
                 self.wait(c, "CreateContainerError", &message);
                 return Ok(false);
             }
             Err(e) => return Err(e),
         };
+        self.event(EventType::Normal, "Created", format!("Created container {}", c.name));
         if let Err(e) = self.cri.start_container(&id).await {
             // Left in Created; the next sync retries the start.
+            self.event(EventType::Warning, "Failed", format!("Error: {e}"));
             self.wait(c, "RunContainerError", &e.to_string());
             return Err(e);
         }
         self.waiting.remove(&c.name);
+        self.event(EventType::Normal, "Started", format!("Started container {}", c.name));
         info!(pod = %self.pod.full_name(), container = %c.name, id = %short(&id), attempt, "container started");
         Ok(true)
     }
@@ -543,6 +571,7 @@ impl PodWorker {
                 c.name,
                 self.pod.full_name()
             );
+            self.event(EventType::Warning, "BackOff", "Back-off restarting failed container".into());
             self.wait(c, "CrashLoopBackOff", &message);
             return Ok(false);
         }
@@ -567,6 +596,8 @@ impl PodWorker {
         let failed = self.probes.get(&c.name).and_then(|p| p.state.borrow().failed.clone());
         if let Some(why) = failed {
             info!(pod = %self.pod.full_name(), container = %c.name, "{why}: killing the container");
+            self.event(EventType::Warning, "Unhealthy", why.clone());
+            self.event(EventType::Normal, "Killing", format!("Container {} {why}, will be restarted", c.name));
             self.probes.remove(&c.name);
             self.cri.stop_container(&i.id, self.pod.grace_period()).await?;
             return Ok(true);
@@ -580,10 +611,13 @@ impl PodWorker {
         self.probes.clear();
         let grace = self.pod.grace_period();
         let containers = self.cri.list_containers(self.pod_labels()).await?;
-        let stops = containers
-            .iter()
-            .filter(|c| c.state == cri::ContainerState::ContainerRunning as i32)
-            .map(|c| self.cri.stop_container(&c.id, grace));
+        let running: Vec<_> =
+            containers.iter().filter(|c| c.state == cri::ContainerState::ContainerRunning as i32).collect();
+        for c in &running {
+            let name = c.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+            self.event(EventType::Normal, "Killing", format!("Stopping container {name}"));
+        }
+        let stops = running.iter().map(|c| self.cri.stop_container(&c.id, grace));
         // Stopped together: one after another would add the grace periods up.
         for r in futures::future::join_all(stops).await {
             r?;

@@ -14,6 +14,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod events;
 pub mod lease;
 pub mod node;
 pub mod objects;

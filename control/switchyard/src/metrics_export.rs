@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use agent::worker::PodReport;
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::NodeStatus;
-use metrics::{describe_gauge, describe_histogram, gauge};
+use metrics::{describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 /// Starts the HTTP endpoint (`GET /metrics`) on `listen`; must be called
@@ -23,6 +23,12 @@ pub fn install(addr: SocketAddr) -> Result<()> {
 }
 
 fn describe() {
+    describe_gauge!(
+        "switchyard_control_loop_lag_seconds",
+        "How late the control loop ran its last 100 ms tick (a blocked control thread shows here)"
+    );
+    describe_histogram!("switchyard_control_loop_lag_seconds_hist", "How late the control loop's 100 ms ticks ran");
+    describe_counter!("switchyard_events_dropped_total", "Events the agent could not queue for the API server");
     describe_histogram!(
         "switchyard_table_sync_seconds",
         "From the first Service/EndpointSlice event to the published snapshot"

@@ -11,6 +11,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use agent::events::{AgentEvent, EventSink, EventType, InvolvedObject, LogEvents};
 use agent::AgentState;
 use engine::Engine;
 use k8s_openapi::api::core::v1::NodeStatus;
@@ -113,17 +114,36 @@ async fn control_loop(path: &Path, config: Config, mut dataplane: Option<&mut En
         }
     }
     drop(catalog_events);
+    // The agent's Events: to the API server (aggregated, rate-limited), or
+    // to the log in standalone mode.
+    let events: Arc<dyn EventSink> = match (&client, &config.agent) {
+        (Some(client), Some(a)) => {
+            let (sink, writer) = cluster::events::channel(client.clone(), a.node_name(), shutdown_rx.clone());
+            tasks.push(tokio::spawn(writer));
+            Arc::new(sink)
+        }
+        _ => Arc::new(LogEvents),
+    };
     let agent_task = match (&config.agent, &agent_state) {
         (Some(a), Some(state)) => {
             // ConfigMaps, Secrets and tokens for pod volumes and env: from
-            // the API server, or none in standalone mode.
-            // A client of their own: the pod workers' reads must not queue
-            // behind (or hold up) the watches' connections.
+            // the API server (through a client of their own, so that pod
+            // workers' reads and the watches do not share connections), or
+            // none in standalone mode.
             let objects: Arc<dyn agent::volumes::ClusterObjects> = match &config.cluster {
                 Some(c) if client.is_some() => Arc::new(cluster::objects::ApiObjects::new(cluster::client(c).await?)),
                 _ => Arc::new(agent::volumes::NoCluster),
             };
-            let agent = agent::run(a.clone(), state.clone(), objects, pod_updates, api_sources, shutdown_rx.clone());
+            events.emit(node_event(&a.node_name(), EventType::Normal, "Starting", "Starting switchyard's node agent."));
+            let agent = agent::run(
+                a.clone(),
+                state.clone(),
+                objects,
+                events.clone(),
+                pod_updates,
+                api_sources,
+                shutdown_rx.clone(),
+            );
             Some(tokio::spawn(agent))
         }
         _ => None,
@@ -134,6 +154,7 @@ async fn control_loop(path: &Path, config: Config, mut dataplane: Option<&mut En
         (a.node_name(), source)
     });
 
+    let mut was_ready: Option<bool> = None;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
@@ -182,7 +203,12 @@ async fn control_loop(path: &Path, config: Config, mut dataplane: Option<&mut En
                     forwarding.publish_services(d, tables);
                 }
             }
-            _ = tick.tick() => {
+            scheduled = tick.tick() => {
+                // How late the control loop runs a tick it was due to run:
+                // anything that blocks the thread shows here first.
+                let lag = scheduled.elapsed().as_secs_f64();
+                metrics::gauge!("switchyard_control_loop_lag_seconds").set(lag);
+                metrics::histogram!("switchyard_control_loop_lag_seconds_hist").record(lag);
                 if let Some(d) = dataplane.as_deref_mut() {
                     d.tick();
                     if let Ok(mut s) = admin.snapshot.write() {
@@ -193,6 +219,17 @@ async fn control_loop(path: &Path, config: Config, mut dataplane: Option<&mut En
             _ = node_tick.tick() => {
                 if let (Some((name, source)), Some(state)) = (node_status.as_mut(), &agent_state) {
                     let view = node_view(name, source, state, dataplane.is_some());
+                    let ready = view.status.as_ref().and_then(|s| {
+                        s.conditions.iter().flatten().find(|c| c.type_ == "Ready").map(|c| c.status == "True")
+                    });
+                    if ready.is_some() && ready != was_ready {
+                        let (reason, message) = match ready {
+                            Some(true) => ("NodeReady", format!("Node {name} status is now: NodeReady")),
+                            _ => ("NodeNotReady", format!("Node {name} status is now: NodeNotReady")),
+                        };
+                        events.emit(node_event(name, EventType::Normal, reason, &message));
+                        was_ready = ready;
+                    }
                     node_statuses.send_replace(view.status.clone());
                     if let Ok(mut n) = admin.node.write() {
                         *n = view;
@@ -213,6 +250,13 @@ async fn control_loop(path: &Path, config: Config, mut dataplane: Option<&mut En
         }
     }
     Ok(())
+}
+
+/// An event about the node (kind Node, named and identified by its name, as
+/// the kubelet's).
+fn node_event(name: &str, type_: EventType, reason: &'static str, message: &str) -> AgentEvent {
+    let object = InvolvedObject { kind: "Node", namespace: String::new(), name: name.into(), uid: name.into() };
+    AgentEvent { object, type_, reason, message: message.into() }
 }
 
 /// Recomputes the node's status (for the Node writer and the CLI) and

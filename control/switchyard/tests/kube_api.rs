@@ -15,6 +15,9 @@
 //! - the Lease and the mirror pods are owned by the Node; a deleted Node is
 //!   registered again within seconds;
 //! - a static pod gets a mirror pod, recreated when deleted;
+//! - Events: `kubectl describe pod` shows a normal start, a missing image
+//!   and a crash loop (one aggregated event); the node's Starting and
+//!   NodeReady;
 //! - Services and EndpointSlices reach the dataplane's tables and follow
 //!   changes; Services labelled for another proxy, and headless ones, do
 //!   not;
@@ -111,6 +114,27 @@ spec:
      volumeMounts: [{name: config, mountPath: /etc/config}]}
   volumes:
   - {name: config, configMap: {name: late-config}}
+"#;
+
+/// A pod whose image does not exist, and one whose container keeps failing.
+const BAD_PODS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: api-noimage, namespace: default}
+spec:
+  nodeName: node-r
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 1
+  containers: [{name: app, image: "switchyard.local/missing:1"}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api-crash, namespace: default}
+spec:
+  nodeName: node-r
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 1
+  containers: [{name: app, image: "switchyard.local/busybox:1", command: ["sh", "-c", "exit 1"]}]
 "#;
 
 const STATIC: &str = r#"
@@ -249,6 +273,38 @@ node_labels = {{ "switchyard.io/role" = "edge" }}
     });
     let ip = pod(&api).and_then(|p| p["status"]["podIP"].as_str().map(String::from)).expect("the pod's IP");
     assert_eq!(http_get(&format!("{ip}:8080"), "/").expect("HTTP to the pod").1.trim(), "api pod");
+
+    // Events, as `kubectl describe pod` shows them: a normal start, a
+    // missing image, a crash loop; and the node's.
+    let described = |name: &str| api.kubectl(&["describe", "pod", "-n", "default", name], None).unwrap_or_default();
+    sy.wait_for("api-web's Created and Started events", Duration::from_secs(20), |_| {
+        let d = described("api-web");
+        d.contains("Created") && d.contains("Started") && d.contains("Pulled")
+    });
+    api.apply(BAD_PODS).expect("the bad pods");
+    sy.wait_for("api-noimage's Failed and BackOff events", Duration::from_secs(60), |_| {
+        let d = described("api-noimage");
+        d.contains("Failed to pull image") && d.contains("BackOff")
+    });
+    sy.wait_for("api-crash's BackOff event", Duration::from_secs(60), |_| {
+        described("api-crash").contains("Back-off restarting failed container")
+    });
+    let node_events = api.kubectl(&["get", "events", "-n", "default", "-o", "json"], None).expect("events");
+    assert!(node_events.contains("NodeReady") && node_events.contains("Starting"), "{node_events}");
+    // A crash loop is one aggregated event with a count, not one per retry.
+    let crash_events: Value = serde_json::from_str(
+        &api.kubectl(
+            &["get", "events", "-n", "default", "--field-selector", "involvedObject.name=api-crash", "-o", "json"],
+            None,
+        )
+        .expect("events"),
+    )
+    .expect("events JSON");
+    let backoffs: Vec<&Value> =
+        crash_events["items"].as_array().into_iter().flatten().filter(|e| e["reason"] == "BackOff").collect();
+    assert_eq!(backoffs.len(), 1, "{crash_events}");
+    api.kubectl(&["delete", "pod", "-n", "default", "api-noimage", "api-crash", "--wait=false"], None)
+        .expect("delete the bad pods");
 
     // The static pod appears as a mirror pod, and comes back when deleted.
     let mirror_name = format!("static-web-{NODE}");

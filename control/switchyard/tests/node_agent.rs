@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use testing::appliance::{agent_section, http_get, Appliance, ADMIN_ONLY};
+use testing::appliance::{agent_section, free_port, http_get, Appliance};
 use testing::containerd::Containerd;
 
 const WEB: &str = r#"
@@ -112,8 +112,10 @@ fn static_pods_follow_their_manifests_on_a_real_containerd() {
     write(&manifests, "web.yaml", WEB);
     write(&manifests, "broken.yaml", "kind: Pod\nspec: [not, a, map\n");
     write(&manifests, "noimage.yaml", "kind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: c}]\n");
+    let metrics = format!("127.0.0.1:{}", free_port());
     let config = format!(
-        "{}rescan_period_ms = 300\nbackoff_initial_seconds = 1\nbackoff_max_seconds = 4\n{ADMIN_ONLY}",
+        "{}rescan_period_ms = 300\nbackoff_initial_seconds = 1\nbackoff_max_seconds = 4\n\
+         [admin]\nlisten = \"@ADMIN@\"\n[metrics]\nlisten = \"{metrics}\"\n",
         agent_section("node-t", &ctrd.address, dir.path())
     );
     let mut sy = Appliance::start(dir.path(), &config);
@@ -183,6 +185,17 @@ fn static_pods_follow_their_manifests_on_a_real_containerd() {
     let ip = pod(&sy, "web-node-t").unwrap()["ip"].as_str().unwrap().to_string();
     let (_, body) = http_get(&format!("{ip}:8080"), "/").expect("HTTP to the new pod");
     assert_eq!(body.trim(), "bonjour from web-node-t");
+
+    // Through all of that (crash loops, probes, kills, edits) the control
+    // loop never ran a tick a second late: the largest lag it saw.
+    let (_, text) = http_get(&metrics, "/metrics").expect("the metrics endpoint");
+    let max_lag: f64 = text
+        .lines()
+        .find(|l| l.starts_with("switchyard_control_loop_lag_seconds_hist{quantile=\"1\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no control loop lag in the metrics:\n{text}"));
+    eprintln!("the control loop's largest lag: {:.1} ms", max_lag * 1000.0);
+    assert!(max_lag < 1.0, "the control loop ran a tick {max_lag:.3} s late");
 
     // Deleting a manifest removes the pod and its sandbox.
     std::fs::remove_file(manifests.join("crash.yaml")).unwrap();
