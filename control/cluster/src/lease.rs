@@ -22,6 +22,9 @@ pub async fn run(client: kube::Client, node_name: String, mut shutdown: watch::R
     let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
     let nodes: Api<Node> = Api::all(client);
     let mut tick = tokio::time::interval(RENEW_PERIOD);
+    // After a renewal that took long (an API server slow to answer), renew
+    // once and go on every 10 s, not in a burst of the missed ticks.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut outage = OutageLog::new("lease");
     loop {
         tokio::select! {
