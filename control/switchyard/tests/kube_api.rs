@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use testing::apiserver::ApiServer;
-use testing::appliance::{agent_section, http_get, Appliance, ADMIN_ONLY};
+use testing::appliance::{agent_section, http_get, null_dataplane_section, Appliance, ADMIN_ONLY};
 use testing::containerd::Containerd;
 
 const NODE: &str = "node-r";
@@ -215,22 +215,15 @@ fn the_appliance_follows_a_real_api_server() {
     let manifests = dir.path().join("manifests");
     std::fs::create_dir(&manifests).expect("manifests dir");
     std::fs::write(manifests.join("static.yaml"), STATIC).expect("static pod");
-    let worker = std::thread::available_parallelism().map(|n| n.get() - 1).unwrap_or(0);
     let config = format!(
         r#"
-[dataplane]
-eal_args = ["--no-huge", "-m", "512", "--no-shconf", "--no-pci", "-l", "0", "--no-telemetry",
-            "--log-level", "lib.eal:error", "--vdev", "net_null0,no-rx=1"]
-workers = [{worker}]
-[[port]]
-name = "net_null0"
-ipv4 = "192.0.2.1"
-{agent}node_ip = "192.0.2.1"
+{dataplane}{agent}node_ip = "192.0.2.1"
 [cluster]
 kubeconfig = "{kubeconfig}"
 node_labels = {{ "switchyard.io/role" = "edge" }}
 {ADMIN_ONLY}"#,
         agent = agent_section(NODE, &ctrd.address, dir.path()),
+        dataplane = null_dataplane_section(),
         kubeconfig = kubeconfig.display(),
     );
     let mut sy = Appliance::start(dir.path(), &config);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use kube_standin::StandIn;
 use testing::apiserver::kubectl;
-use testing::appliance::{Appliance, ADMIN_ONLY};
+use testing::appliance::{null_dataplane_section, Appliance, ADMIN_ONLY};
 
 const SERVICE: &str = r#"
 apiVersion: v1
@@ -45,19 +45,12 @@ fn watches_that_end_or_answer_410_lose_nothing() {
     let apply = |yaml: &str| {
         kubectl(&kubeconfig, &["apply", "--validate=false", "-f", "-"], Some(yaml)).unwrap_or_else(|e| panic!("{e}"))
     };
-    let worker = std::thread::available_parallelism().map(|n| n.get() - 1).unwrap_or(0);
     let config = format!(
         r#"
-[dataplane]
-eal_args = ["--no-huge", "-m", "512", "--no-shconf", "--no-pci", "-l", "0", "--no-telemetry",
-            "--log-level", "lib.eal:error", "--vdev", "net_null0,no-rx=1"]
-workers = [{worker}]
-[[port]]
-name = "net_null0"
-ipv4 = "192.0.2.1"
-[cluster]
+{dataplane}[cluster]
 kubeconfig = "{kubeconfig}"
 {ADMIN_ONLY}"#,
+        dataplane = null_dataplane_section(),
         kubeconfig = kubeconfig.display(),
     );
     let sy = Appliance::start(dir.path(), &config);

@@ -188,7 +188,7 @@ impl Lab {
         write(&manifests, "empty.yaml", EMPTY);
         write(&manifests, "nodeport.yaml", NODE_PORT);
 
-        let worker = std::thread::available_parallelism().map(|n| n.get() - 1).unwrap_or(0);
+        let worker = testing::appliance::worker_cpu();
         let config = std::fs::read_to_string(format!("{ROOT}/configs/demo/switchyard.toml"))
             .expect("demo config")
             .replace("@WORK@", &dir.path().display().to_string())

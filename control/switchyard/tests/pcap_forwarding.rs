@@ -297,7 +297,7 @@ fn pcap_flows_are_forwarded_and_checked_packet_by_packet() {
     testing::pcap::write(&dir.path().join("in.pcap"), &input).expect("write pcap");
 
     let config_path = dir.path().join("switchyard.toml");
-    let worker = std::thread::available_parallelism().map(|n| n.get() - 1).unwrap_or(0);
+    let worker = testing::appliance::worker_cpu();
     std::fs::write(&config_path, config(dir.path(), worker)).expect("write config");
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))

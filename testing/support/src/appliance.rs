@@ -45,6 +45,24 @@ pub fn agent_section(node: &str, runtime_endpoint: &str, dir: &Path) -> String {
     )
 }
 
+/// The CPU for the one worker core: the last one (the control thread and
+/// the tests keep the others).
+pub fn worker_cpu() -> usize {
+    std::thread::available_parallelism().map(|n| n.get() - 1).unwrap_or(0)
+}
+
+/// A `[dataplane]` with one worker and one `net_null0` port at 192.0.2.1
+/// that receives nothing: for tests of the control side, which need the
+/// dataplane's tables but no traffic.
+pub fn null_dataplane_section() -> String {
+    format!(
+        "[dataplane]\neal_args = [\"--no-huge\", \"-m\", \"512\", \"--no-shconf\", \"--no-pci\", \"-l\", \"0\", \
+         \"--no-telemetry\", \"--log-level\", \"lib.eal:error\", \"--vdev\", \"net_null0,no-rx=1\"]\n\
+         workers = [{}]\n[[port]]\nname = \"net_null0\"\nipv4 = \"192.0.2.1\"\n",
+        worker_cpu()
+    )
+}
+
 /// The admin API on the address [`Appliance::start`] picks, and no
 /// Prometheus endpoint (two tests at once would share its port).
 pub const ADMIN_ONLY: &str = "[admin]\nlisten = \"@ADMIN@\"\n[metrics]\nlisten = \"\"\n";
