@@ -28,7 +28,7 @@ use super::probe::{self, ProbeState, ProbeTarget};
 use super::runtime_spec::{container_config, labels, pod_field, sandbox_config, NodeContext};
 use super::status::{pod_status, StatusInputs, Waiting};
 use super::volumes::atomic;
-use super::volumes::projection::{is_projected, project, resolve_env};
+use super::volumes::projection::{is_projected, project, resolve_env, TokenCache};
 use super::volumes::ClusterObjects;
 
 /// What the agent knows of a pod, for the CLI and the API.
@@ -136,6 +136,8 @@ pub struct PodWorker {
     mount_failures: u32,
     /// The last reason they could not be, logged once.
     mount_error: Option<String>,
+    /// ServiceAccount tokens of its projected volumes, until their renewal.
+    tokens: TokenCache,
 }
 
 /// Starts a worker task for `pod`.
@@ -163,6 +165,7 @@ pub fn spawn(
         volumes_due: None,
         mount_failures: 0,
         mount_error: None,
+        tokens: TokenCache::default(),
     };
     (tx, tokio::spawn(worker.run(rx)))
 }
@@ -392,7 +395,7 @@ impl PodWorker {
             if !is_projected(&v) {
                 continue;
             }
-            let result = match project(&v, &self.pod, self.settings.objects.as_ref()).await {
+            let result = match project(&v, &self.pod, self.settings.objects.as_ref(), &mut self.tokens).await {
                 Ok(p) => {
                     due = p.refresh_by.map_or(due, |r| r.min(due));
                     let dir = self.node.volume_dir(&self.pod, &v.name);

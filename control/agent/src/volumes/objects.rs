@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 pub type ObjectData = BTreeMap<String, Vec<u8>>;
 
 /// A token for a pod's ServiceAccount, bound to the pod.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TokenRequest {
     pub namespace: String,
     pub service_account: String,

@@ -2,14 +2,14 @@
 //! and what its containers' `env` and `envFrom` resolve to, as the kubelet
 //! computes them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{Container, DownwardAPIVolumeFile, KeyToPath, ObjectFieldSelector, Volume};
 use k8s_openapi::api::core::v1::{ResourceFieldSelector, ServiceAccountTokenProjection};
 
 use super::atomic::{check_path, VolumeFile, VolumeFiles};
-use super::objects::{ClusterObjects, ObjectData, TokenRequest};
+use super::objects::{ClusterObjects, ObjectData, Token, TokenRequest};
 use crate::pod::DesiredPod;
 
 /// The API's default `defaultMode`.
@@ -26,6 +26,14 @@ pub struct Projection {
     pub refresh_by: Option<SystemTime>,
 }
 
+/// Tokens already asked for, reused until they are due for renewal (at 80%
+/// of their lifetime): the volumes are read again every few seconds, and a
+/// token is asked for only when it must be.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    tokens: HashMap<TokenRequest, (Token, SystemTime)>,
+}
+
 /// Whether the agent fills `volume` itself (rather than the runtime or the
 /// host: emptyDir, hostPath).
 pub fn is_projected(volume: &Volume) -> bool {
@@ -36,7 +44,12 @@ pub fn is_projected(volume: &Volume) -> bool {
 }
 
 /// The files of `volume` for `pod`, or why it cannot be mounted now.
-pub async fn project(volume: &Volume, pod: &DesiredPod, objects: &dyn ClusterObjects) -> Result<Projection, String> {
+pub async fn project(
+    volume: &Volume,
+    pod: &DesiredPod,
+    objects: &dyn ClusterObjects,
+    tokens: &mut TokenCache,
+) -> Result<Projection, String> {
     let mut out = Projection { files: VolumeFiles::new(), refresh_by: None };
     if let Some(cm) = &volume.config_map {
         let data = fetch(objects, Kind::ConfigMap, &pod.namespace, &cm.name, cm.optional).await?;
@@ -72,7 +85,7 @@ pub async fn project(volume: &Volume, pod: &DesiredPod, objects: &dyn ClusterObj
                 add_downward(&mut out.files, pod, d.items.as_deref().unwrap_or_default(), p.default_mode)?;
             }
             if let Some(t) = &source.service_account_token {
-                let refresh_by = add_token(&mut out.files, pod, t, p.default_mode, objects).await?;
+                let refresh_by = add_token(&mut out.files, pod, t, p.default_mode, objects, tokens).await?;
                 out.refresh_by = Some(out.refresh_by.map_or(refresh_by, |r| r.min(refresh_by)));
             }
         }
@@ -174,6 +187,7 @@ async fn add_token(
     t: &ServiceAccountTokenProjection,
     default_mode: Option<i32>,
     objects: &dyn ClusterObjects,
+    tokens: &mut TokenCache,
 ) -> Result<SystemTime, String> {
     let seconds = t.expiration_seconds.unwrap_or(DEFAULT_TOKEN_SECONDS).max(MIN_TOKEN_SECONDS);
     let request = TokenRequest {
@@ -185,11 +199,20 @@ async fn add_token(
         pod_uid: pod.uid.clone(),
     };
     let now = SystemTime::now();
-    let token = objects.service_account_token(&request).await.map_err(|e| format!("serviceAccountToken: {e}"))?;
+    let (token, refresh_by) = match tokens.tokens.get(&request) {
+        Some((token, refresh_by)) if now < *refresh_by => (token.clone(), *refresh_by),
+        _ => {
+            let token =
+                objects.service_account_token(&request).await.map_err(|e| format!("serviceAccountToken: {e}"))?;
+            let lifetime = token.expires.duration_since(now).unwrap_or(Duration::from_secs(seconds as u64));
+            let refresh_by = now + lifetime.mul_f64(0.8);
+            tokens.tokens.insert(request, (token.clone(), refresh_by));
+            (token, refresh_by)
+        }
+    };
     // The kubelet writes tokens 0600 unless the volume says otherwise.
     add(files, &t.path, token.token.into_bytes(), mode(None, default_mode.or(Some(0o600))))?;
-    let lifetime = token.expires.duration_since(now).unwrap_or(Duration::from_secs(seconds as u64));
-    Ok(now + lifetime.mul_f64(0.8))
+    Ok(refresh_by)
 }
 
 /// A pod field as the downward API gives it (`fieldRef`).

@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Pod, Volume};
 
 use super::objects::{ClusterObjects, ObjectData, Token, TokenRequest};
-use super::projection::{project, resolve_env};
+use super::projection::{project, resolve_env, TokenCache};
 use crate::pod::{DesiredPod, PodSource};
 
 #[derive(Default)]
@@ -119,7 +119,8 @@ fn text(files: &super::atomic::VolumeFiles, path: &str) -> (String, u32) {
 #[tokio::test]
 async fn the_service_account_volume_holds_a_bound_token_the_ca_and_the_namespace() {
     let (pod, objects) = (pod(), objects());
-    let p = project(&volume(&pod, "kube-api-access-abcde"), &pod, &objects).await.expect("projects");
+    let mut tokens = TokenCache::default();
+    let p = project(&volume(&pod, "kube-api-access-abcde"), &pod, &objects, &mut tokens).await.expect("projects");
     assert_eq!(text(&p.files, "token"), ("token-for-web".into(), 0o644));
     assert_eq!(text(&p.files, "ca.crt"), ("CA".into(), 0o644));
     assert_eq!(text(&p.files, "namespace"), ("shop".into(), 0o644));
@@ -127,20 +128,23 @@ async fn the_service_account_volume_holds_a_bound_token_the_ca_and_the_namespace
     assert_eq!(asked.len(), 1);
     assert_eq!((asked[0].service_account.as_str(), asked[0].pod_uid.as_str()), ("default", "u-1"));
     assert_eq!(asked[0].expiration_seconds, 3607);
-    // Refreshed at 80% of its lifetime.
+    // Refreshed at 80% of its lifetime; until then the same token is used.
     let refresh = p.refresh_by.expect("a refresh time").duration_since(SystemTime::now()).unwrap_or_default();
     assert!(refresh > Duration::from_secs(2800) && refresh < Duration::from_secs(2900), "{refresh:?}");
+    let again = project(&volume(&pod, "kube-api-access-abcde"), &pod, &objects, &mut tokens).await.expect("again");
+    assert_eq!(text(&again.files, "token").0, "token-for-web");
+    assert_eq!(objects.tokens.lock().expect("tokens").len(), 1, "the token is reused, not asked for again");
 }
 
 #[tokio::test]
 async fn config_map_secret_and_downward_volumes_follow_items_and_modes() {
     let (pod, objects) = (pod(), objects());
-    let config = project(&volume(&pod, "config"), &pod, &objects).await.expect("configMap");
+    let config = project(&volume(&pod, "config"), &pod, &objects, &mut TokenCache::default()).await.expect("configMap");
     assert_eq!(config.files.len(), 1);
     assert_eq!(text(&config.files, "conf/mode"), ("fast".into(), 0o400));
-    let creds = project(&volume(&pod, "creds"), &pod, &objects).await.expect("secret");
+    let creds = project(&volume(&pod, "creds"), &pod, &objects, &mut TokenCache::default()).await.expect("secret");
     assert_eq!(text(&creds.files, "password"), ("s3cret".into(), 0o600));
-    let info = project(&volume(&pod, "info"), &pod, &objects).await.expect("downwardAPI");
+    let info = project(&volume(&pod, "info"), &pod, &objects, &mut TokenCache::default()).await.expect("downwardAPI");
     assert_eq!(text(&info.files, "labels").0, "app=\"web\"\ntier=\"front\"");
     assert_eq!(text(&info.files, "mem").0, "64");
 }
@@ -149,20 +153,21 @@ async fn config_map_secret_and_downward_volumes_follow_items_and_modes() {
 async fn a_missing_object_fails_the_mount_unless_optional() {
     let pod = pod();
     let objects = Objects::default();
-    let err = project(&volume(&pod, "config"), &pod, &objects).await.expect_err("no ConfigMap");
+    let err =
+        project(&volume(&pod, "config"), &pod, &objects, &mut TokenCache::default()).await.expect_err("no ConfigMap");
     assert!(err.contains("configmap \"app\" not found"), "{err}");
     let mut optional = volume(&pod, "config");
     if let Some(cm) = optional.config_map.as_mut() {
         cm.optional = Some(true);
     }
-    let p = project(&optional, &pod, &objects).await.expect("optional and absent: empty");
+    let p = project(&optional, &pod, &objects, &mut TokenCache::default()).await.expect("optional and absent: empty");
     assert!(p.files.is_empty());
     let mut missing_key = volume(&pod, "config");
     if let Some(cm) = missing_key.config_map.as_mut() {
         cm.items =
             Some(vec![k8s_openapi::api::core::v1::KeyToPath { key: "nope".into(), path: "x".into(), mode: None }]);
     }
-    let err = project(&missing_key, &pod, &self::objects()).await.expect_err("no such key");
+    let err = project(&missing_key, &pod, &self::objects(), &mut TokenCache::default()).await.expect_err("no such key");
     assert!(err.contains("has no key \"nope\""), "{err}");
 }
 
