@@ -96,7 +96,7 @@ fn validate_spec(spec: &PodSpec) -> Result<(), String> {
     }
     let volumes: HashSet<&str> = spec.volumes.iter().flatten().map(|v| v.name.as_str()).collect();
     for v in spec.volumes.iter().flatten() {
-        if v.empty_dir.is_none() && v.host_path.is_none() && !crate::volumes::projection::is_projected(v) {
+        if v.empty_dir.is_none() && v.host_path.is_none() && !crate::volumes::is_projected(v) {
             return Err(format!(
                 "volume {:?}: only emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes are supported",
                 v.name

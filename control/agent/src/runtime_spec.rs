@@ -234,7 +234,7 @@ pub fn container_config(
                 host_path: host.display().to_string(),
                 // What the agent fills from the cluster is read-only, as
                 // the kubelet mounts it.
-                readonly: m.read_only.unwrap_or(false) || crate::volumes::projection::is_projected(v),
+                readonly: m.read_only.unwrap_or(false) || crate::volumes::is_projected(v),
                 ..Default::default()
             })
         })

@@ -28,7 +28,8 @@ use super::probe::{self, ProbeState, ProbeTarget};
 use super::runtime_spec::{container_config, labels, pod_field, sandbox_config, NodeContext};
 use super::status::{pod_status, StatusInputs, Waiting};
 use super::volumes::atomic;
-use super::volumes::projection::{is_projected, project, resolve_env, TokenCache};
+use super::volumes::is_projected;
+use super::volumes::projection::{project, resolve_env, TokenCache};
 use super::volumes::ClusterObjects;
 
 /// What the agent knows of a pod, for the CLI and the API.

@@ -17,3 +17,14 @@ pub mod projection;
 mod tests;
 
 pub use objects::{ClusterObjects, NoCluster, ObjectData, Token, TokenRequest};
+
+use k8s_openapi::api::core::v1::Volume;
+
+/// Whether the agent fills `volume` itself (rather than the runtime or the
+/// host: emptyDir, hostPath).
+pub fn is_projected(volume: &Volume) -> bool {
+    volume.config_map.is_some()
+        || volume.secret.is_some()
+        || volume.downward_api.is_some()
+        || volume.projected.is_some()
+}

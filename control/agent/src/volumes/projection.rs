@@ -34,15 +34,6 @@ pub struct TokenCache {
     tokens: HashMap<TokenRequest, (Token, SystemTime)>,
 }
 
-/// Whether the agent fills `volume` itself (rather than the runtime or the
-/// host: emptyDir, hostPath).
-pub fn is_projected(volume: &Volume) -> bool {
-    volume.config_map.is_some()
-        || volume.secret.is_some()
-        || volume.downward_api.is_some()
-        || volume.projected.is_some()
-}
-
 /// The files of `volume` for `pod`, or why it cannot be mounted now.
 pub async fn project(
     volume: &Volume,
