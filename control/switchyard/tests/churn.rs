@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use testing::apiserver::ApiServer;
-use testing::appliance::{agent_section, free_port, http_get, Appliance};
+use testing::appliance::{agent_section, free_port, max_control_loop_lag, Appliance};
 use testing::containerd::Containerd;
 
 const NODE: &str = "node-c";
@@ -87,12 +87,7 @@ fn the_control_thread_holds_through_pod_churn() {
         a.get("/v1/pods").and_then(|p| p.as_array().cloned()).is_some_and(|p| p.is_empty())
     });
 
-    let (_, text) = http_get(&metrics, "/metrics").expect("the metrics endpoint");
-    let max_lag: f64 = text
-        .lines()
-        .find(|l| l.starts_with("switchyard_control_loop_lag_seconds_hist{quantile=\"1\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no control loop lag in the metrics:\n{text}"));
+    let max_lag = max_control_loop_lag(&metrics).unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
         "churn: {running} pods running at the end; largest Lease gap {largest_gap:?}; largest control loop lag {:.1} ms",
         max_lag * 1000.0

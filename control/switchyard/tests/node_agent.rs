@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use testing::appliance::{agent_section, free_port, http_get, Appliance};
+use testing::appliance::{agent_section, free_port, http_get, max_control_loop_lag, Appliance};
 use testing::containerd::Containerd;
 
 const WEB: &str = r#"
@@ -188,12 +188,7 @@ fn static_pods_follow_their_manifests_on_a_real_containerd() {
 
     // Through all of that (crash loops, probes, kills, edits) the control
     // loop never ran a tick a second late: the largest lag it saw.
-    let (_, text) = http_get(&metrics, "/metrics").expect("the metrics endpoint");
-    let max_lag: f64 = text
-        .lines()
-        .find(|l| l.starts_with("switchyard_control_loop_lag_seconds_hist{quantile=\"1\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no control loop lag in the metrics:\n{text}"));
+    let max_lag = max_control_loop_lag(&metrics).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("the control loop's largest lag: {:.1} ms", max_lag * 1000.0);
     assert!(max_lag < 1.0, "the control loop ran a tick {max_lag:.3} s late");
 

@@ -45,6 +45,16 @@ pub fn agent_section(node: &str, runtime_endpoint: &str, dir: &Path) -> String {
     )
 }
 
+/// The largest lag of the control loop's ticks so far (seconds), from the
+/// Prometheus endpoint at `metrics` (the summary's quantile 1).
+pub fn max_control_loop_lag(metrics: &str) -> Result<f64, String> {
+    let (_, text) = http_get(metrics, "/metrics")?;
+    text.lines()
+        .find(|l| l.starts_with("switchyard_control_loop_lag_seconds_hist{quantile=\"1\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .ok_or_else(|| format!("no control loop lag in the metrics:\n{text}"))
+}
+
 /// The CPU for the one worker core: the last one (the control thread and
 /// the tests keep the others).
 pub fn worker_cpu() -> usize {
