@@ -32,11 +32,6 @@ impl Forwarding {
         Forwarding { config, services: None }
     }
 
-    /// The config last accepted.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// The snapshot of the current inputs: the config's own tables (ports,
     /// routes, neighbours, `[[service]]`), the compiled Services under them,
     /// and the learned neighbours where the config names none.
@@ -164,7 +159,7 @@ mod tests {
         "#;
         let mut forwarding = Forwarding::new(Config::parse(BEFORE).expect("the first config parses"));
         let next = Config::parse(&after).expect("the reloaded config parses");
-        check_reloadable(forwarding.config(), &next).expect("only tables changed");
+        check_reloadable(&forwarding.config, &next).expect("only tables changed");
         forwarding.config = next;
 
         // A neighbour is learned: the publication keeps the reloaded tables.
