@@ -75,19 +75,17 @@ impl Forwarding {
     pub fn reload(&mut self, path: &Path, engine: &mut Engine) {
         let next = Config::load(path).and_then(|next| {
             check_reloadable(&self.config, &next)?;
-            let services = self.services.clone();
-            let candidate = Forwarding { config: next, services };
+            let candidate = Forwarding { config: next, services: self.services.clone() };
             // Composed before it is accepted: a config whose tables do not
             // build keeps the current one.
-            candidate.compose(&engine.macs, &engine.learned)?;
-            Ok(candidate.config)
+            let snapshot = candidate.compose(&engine.macs, &engine.learned)?;
+            Ok((candidate.config, snapshot))
         });
         match next {
-            Ok(config) => {
+            Ok((config, snapshot)) => {
                 self.config = config;
-                if let Some(generation) = self.publish(engine) {
-                    info!(generation, services = self.config.services.len(), "config reloaded");
-                }
+                let generation = engine.publish(snapshot);
+                info!(generation, services = self.config.services.len(), "config reloaded");
             }
             Err(e) => error!("reload failed, keeping the current config and tables: {e:#}"),
         }
