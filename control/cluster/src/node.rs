@@ -12,6 +12,8 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::retry::OutageLog;
+
 pub const STATUS_PERIOD: Duration = Duration::from_secs(10);
 pub const REPORT_AT_LEAST_EVERY: Duration = Duration::from_secs(300);
 /// How often the writer looks whether its Node still exists: a deleted
@@ -102,6 +104,9 @@ pub async fn run(
     // Check often; write when the status changed (it is recomputed every 10 s).
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_existence_check = Instant::now();
+    // Failures while the API server is away are logged when they start and
+    // when they end, not every second.
+    let mut outage = OutageLog::new("node");
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -109,33 +114,43 @@ pub async fn run(
         }
         if !registered {
             match sync.register().await {
-                Ok(()) => registered = true,
+                Ok(()) => {
+                    outage.succeeded();
+                    registered = true;
+                }
                 Err(e) => {
-                    warn!(node = %sync.name, "registering the node failed (retrying): {e}");
+                    outage.failed(&format!("registering the node: {e}"));
                     continue;
                 }
             }
         }
         if last_existence_check.elapsed() >= EXISTENCE_CHECK {
             last_existence_check = Instant::now();
-            if let Ok(None) = sync.nodes.get_opt(&sync.name).await {
-                warn!(node = %sync.name, "the Node object is gone; registering again");
-                registered = false;
-                sync.last_written = None;
-                continue;
+            match sync.nodes.get_opt(&sync.name).await {
+                Ok(Some(_)) => outage.succeeded(),
+                Ok(None) => {
+                    warn!(node = %sync.name, "the Node object is gone; registering again");
+                    registered = false;
+                    sync.last_written = None;
+                    continue;
+                }
+                Err(e) => outage.failed(&format!("looking at the Node: {e}")),
             }
         }
         let status = statuses.borrow().clone();
         let Some(status) = status else { continue };
         match sync.maybe_write(status).await {
-            Ok(true) => info!(node = %sync.name, "node status written"),
+            Ok(true) => {
+                outage.succeeded();
+                info!(node = %sync.name, "node status written");
+            }
             Ok(false) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {
                 warn!(node = %sync.name, "the Node object is gone; registering again");
                 registered = false;
                 sync.last_written = None;
             }
-            Err(e) => warn!(node = %sync.name, "writing node status failed (retrying): {e}"),
+            Err(e) => outage.failed(&format!("writing node status: {e}")),
         }
     }
 }
